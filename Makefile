@@ -21,8 +21,11 @@ $(GO_TOOLS) &: .ci/tools/go.mod .ci/tools/go.sum
 	cd .ci/tools && GOBIN=$(TOOLBIN) go install tool
 	@touch $(GO_TOOLS)
 
+# npm ci refuses buf's lock file (its per-platform optional packages are
+# recorded only for the platform that wrote it); npm install honours the
+# committed lock file all the same.
 $(BUF): .ci/tools/package.json .ci/tools/package-lock.json
-	cd .ci/tools && npm ci --no-audit --no-fund --loglevel=error
+	cd .ci/tools && npm install --no-audit --no-fund --loglevel=error
 	@touch $(BUF)
 
 $(OAUTH_NPM): e2e/oauthserver/package.json e2e/oauthserver/package-lock.json

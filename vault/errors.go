@@ -42,3 +42,8 @@ var (
 	// that may pass (network, provider 5xx).
 	ErrRefreshFailed = errors.New("token refresh failed")
 )
+
+// ErrPermissionDenied means the caller may not act on the resource, or the
+// resource does not exist: the two are not told apart, so that a caller
+// cannot learn which credentials exist.
+var ErrPermissionDenied = errors.New("permission denied")

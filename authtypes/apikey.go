@@ -1,0 +1,25 @@
+package authtypes
+
+// API key: one opaque key, sent by default as X-API-Key.
+
+// APIKeySecret is an API key; placeholder {api_key}.
+type APIKeySecret struct {
+	Key string `json:"key"`
+}
+
+type apiKeyKind struct{}
+
+func (apiKeyKind) secretField() string    { return "api_key" }
+func (apiKeyKind) placeholders() []string { return []string{"api_key"} }
+
+func (apiKeyKind) defaultPlacement() []ParameterTemplate {
+	return []ParameterTemplate{{Location: LocationHeader, Name: "X-API-Key", ValueTemplate: "{api_key}"}}
+}
+
+func (apiKeyKind) validateSecret(prefix string, s Secret, _ Definition) []FieldViolation {
+	return checkSecretValue(prefix+".key", s.APIKey.Key, true)
+}
+
+func (apiKeyKind) values(s Secret) map[string]string {
+	return map[string]string{"api_key": s.APIKey.Key}
+}

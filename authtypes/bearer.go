@@ -1,0 +1,25 @@
+package authtypes
+
+// Bearer token: a static token, sent by default as "Authorization: Bearer".
+
+// BearerSecret is a static bearer token; placeholder {token}.
+type BearerSecret struct {
+	Token string `json:"token"`
+}
+
+type bearerKind struct{}
+
+func (bearerKind) secretField() string    { return "bearer" }
+func (bearerKind) placeholders() []string { return []string{"token"} }
+
+func (bearerKind) defaultPlacement() []ParameterTemplate {
+	return []ParameterTemplate{{Location: LocationHeader, Name: "Authorization", ValueTemplate: "Bearer {token}"}}
+}
+
+func (bearerKind) validateSecret(prefix string, s Secret, _ Definition) []FieldViolation {
+	return checkSecretValue(prefix+".token", s.Bearer.Token, true)
+}
+
+func (bearerKind) values(s Secret) map[string]string {
+	return map[string]string{"token": s.Bearer.Token}
+}

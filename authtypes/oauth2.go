@@ -1,0 +1,586 @@
+package authtypes
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// OAuth 2.0 (RFC 6749): the vault obtains the access token itself and
+// places it as {token}, by default "Authorization: Bearer {token}". This
+// file holds the type's definition, validation and the wire protocol:
+// client credentials, authorization code with PKCE (RFC 7636), refresh,
+// token exchange (RFC 8693), revocation (RFC 7009), and the signed state of
+// the authorization code flow. Caching and persistence are the vault's.
+
+// GrantType is how the vault obtains tokens. The numbers are the API's.
+type GrantType int
+
+// Grant types.
+const (
+	GrantUnspecified       GrantType = 0
+	GrantClientCredentials GrantType = 1
+	GrantAuthorizationCode GrantType = 2
+	GrantRefreshToken      GrantType = 3
+	GrantTokenExchange     GrantType = 4
+)
+
+var grantNames = map[GrantType]string{GrantClientCredentials: "client_credentials", GrantAuthorizationCode: "authorization_code",
+	GrantRefreshToken: "refresh_token", GrantTokenExchange: "token_exchange"}
+
+func (g GrantType) String() string {
+	if n, ok := grantNames[g]; ok {
+		return n
+	}
+	return fmt.Sprintf("grant(%d)", int(g))
+}
+
+// MarshalText encodes a grant type by name.
+func (g GrantType) MarshalText() ([]byte, error) {
+	if n, ok := grantNames[g]; ok {
+		return []byte(n), nil
+	}
+	return nil, fmt.Errorf("unknown grant type %d", int(g))
+}
+
+// UnmarshalText decodes a grant type name.
+func (g *GrantType) UnmarshalText(b []byte) error {
+	for k, n := range grantNames {
+		if n == string(b) {
+			*g = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown grant type %q", truncate(string(b), 32))
+}
+
+// AuthStyle is how the client authenticates at the token endpoint.
+type AuthStyle int
+
+// Client authentication styles; the numbers are the API's.
+const (
+	// AuthStyleAutoDetect tries client_secret_basic, then client_secret_post.
+	AuthStyleAutoDetect AuthStyle = 0
+	// AuthStyleInHeader is client_secret_basic.
+	AuthStyleInHeader AuthStyle = 1
+	// AuthStyleInParams is client_secret_post.
+	AuthStyleInParams AuthStyle = 2
+)
+
+// OAuth2Config is the non-secret configuration of an OAuth 2.0 credential.
+type OAuth2Config struct {
+	GrantType        GrantType         `json:"grant_type"`
+	TokenURL         string            `json:"token_url"`
+	AuthURL          string            `json:"auth_url,omitempty"`
+	RevocationURL    string            `json:"revocation_url,omitempty"`
+	ClientID         string            `json:"client_id"`
+	Scopes           []string          `json:"scopes,omitempty"`
+	Audience         string            `json:"audience,omitempty"`
+	ExtraParams      map[string]string `json:"extra_params,omitempty"`
+	AuthStyle        AuthStyle         `json:"auth_style,omitempty"`
+	RedirectURI      string            `json:"redirect_uri,omitempty"`
+	SubjectTokenType string            `json:"subject_token_type,omitempty"`
+}
+
+// OAuth2Secret is the secret part: the client secret and the tokens.
+// SignInToken is exchanged at write time and never stored.
+type OAuth2Secret struct {
+	ClientSecret string    `json:"client_secret,omitempty"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	SignInToken  string    `json:"-"`
+}
+
+type oauth2Kind struct{}
+
+func (oauth2Kind) secretField() string    { return "oauth2" }
+func (oauth2Kind) placeholders() []string { return []string{"token"} }
+
+func (oauth2Kind) defaultPlacement() []ParameterTemplate {
+	return []ParameterTemplate{{Location: LocationHeader, Name: "Authorization", ValueTemplate: "Bearer {token}"}}
+}
+
+func (oauth2Kind) validateSecret(prefix string, s Secret, _ Definition) []FieldViolation {
+	o := s.OAuth2
+	var vs []FieldViolation
+	for _, f := range []struct{ name, v string }{{"client_secret", o.ClientSecret}, {"access_token", o.AccessToken},
+		{"refresh_token", o.RefreshToken}, {"sign_in_token", o.SignInToken}} {
+		vs = append(vs, checkSecretValue(prefix+"."+f.name, f.v, false)...)
+	}
+	return vs
+}
+
+// ValidateOAuth2Secret checks what a grant needs from the secret. The
+// vault calls it with the definition at hand.
+func ValidateOAuth2Secret(prefix string, c *OAuth2Config, o *OAuth2Secret) []FieldViolation {
+	if c == nil || o == nil {
+		return nil
+	}
+	switch c.GrantType {
+	case GrantClientCredentials:
+		if o.ClientSecret == "" {
+			return []FieldViolation{{Field: prefix + ".client_secret", Description: "is required for the client_credentials grant"}}
+		}
+	case GrantRefreshToken, GrantTokenExchange:
+		if o.AccessToken == "" && o.RefreshToken == "" && o.SignInToken == "" {
+			return []FieldViolation{{Field: prefix, Description: "needs an access_token, a refresh_token or a sign_in_token for this grant"}}
+		}
+	}
+	return nil
+}
+
+func (oauth2Kind) values(s Secret) map[string]string {
+	return map[string]string{"token": s.OAuth2.AccessToken}
+}
+
+// validateOAuth2Config checks the OAuth 2.0 configuration.
+func validateOAuth2Config(prefix string, c *OAuth2Config) []FieldViolation {
+	if c == nil {
+		return []FieldViolation{{Field: prefix, Description: "is required for CREDENTIAL_TYPE_OAUTH2"}}
+	}
+	var vs []FieldViolation
+	bad := func(field, desc string) {
+		vs = append(vs, FieldViolation{Field: prefix + "." + field, Description: desc})
+	}
+	if _, ok := grantNames[c.GrantType]; !ok {
+		bad("grant_type", "must be one of GRANT_TYPE_CLIENT_CREDENTIALS, _AUTHORIZATION_CODE, _REFRESH_TOKEN, _TOKEN_EXCHANGE")
+	}
+	if c.TokenURL == "" {
+		bad("token_url", "is required")
+	} else if err := checkEndpoint(c.TokenURL); err != "" {
+		bad("token_url", err)
+	}
+	if c.GrantType == GrantAuthorizationCode && c.AuthURL == "" {
+		bad("auth_url", "is required for the authorization code grant")
+	}
+	for field, u := range map[string]string{"auth_url": c.AuthURL, "revocation_url": c.RevocationURL} {
+		if u != "" {
+			if err := checkEndpoint(u); err != "" {
+				bad(field, err)
+			}
+		}
+	}
+	if c.RedirectURI != "" {
+		if u, err := url.Parse(c.RedirectURI); err != nil || !u.IsAbs() || u.Fragment != "" || len(c.RedirectURI) > 2048 {
+			bad("redirect_uri", "must be an absolute URL without a fragment")
+		}
+	}
+	if c.ClientID == "" || len(c.ClientID) > 1024 || strings.ContainsAny(c.ClientID, "\r\n\x00") {
+		bad("client_id", "is required, at most 1024 bytes, without CR, LF or NUL")
+	}
+	if len(c.Scopes) > 64 {
+		bad("scopes", "at most 64 scopes")
+	}
+	for i, s := range c.Scopes {
+		if s == "" || len(s) > 256 || strings.ContainsAny(s, " \r\n\x00\"\\") {
+			bad(fmt.Sprintf("scopes[%d]", i), "must be a non-empty scope token without spaces or quotes (RFC 6749 section 3.3)")
+		}
+	}
+	if len(c.Audience) > 1024 || strings.ContainsAny(c.Audience, "\r\n\x00") {
+		bad("audience", "at most 1024 bytes, without CR, LF or NUL")
+	}
+	reserved := map[string]bool{"grant_type": true, "client_id": true, "client_secret": true, "code": true, "code_verifier": true,
+		"redirect_uri": true, "refresh_token": true, "subject_token": true, "state": true, "code_challenge": true}
+	if len(c.ExtraParams) > 32 {
+		bad("extra_params", "at most 32 parameters")
+	}
+	for k, v := range c.ExtraParams {
+		switch {
+		case k == "" || len(k) > 128 || strings.ContainsAny(k, "\r\n\x00"):
+			bad("extra_params", "keys must be 1 to 128 bytes without CR, LF or NUL")
+		case reserved[k]:
+			bad("extra_params", "must not set the protocol parameter "+k)
+		case len(v) > 1024 || strings.ContainsAny(v, "\r\n\x00"):
+			bad("extra_params["+k+"]", "at most 1024 bytes, without CR, LF or NUL")
+		}
+	}
+	if c.AuthStyle < AuthStyleAutoDetect || c.AuthStyle > AuthStyleInParams {
+		bad("auth_style", "must be AUTH_STYLE_UNSPECIFIED, _IN_HEADER or _IN_PARAMS")
+	}
+	if len(c.SubjectTokenType) > 256 {
+		bad("subject_token_type", "at most 256 bytes")
+	}
+	return vs
+}
+
+// checkEndpoint requires an absolute https URL; plain http is allowed only
+// to loopback hosts (tests, a local sidecar). It returns what is wrong.
+func checkEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || len(raw) > 2048 {
+		return "must be an absolute https URL"
+	}
+	if u.User != nil || u.Fragment != "" {
+		return "must not carry user info or a fragment"
+	}
+	switch u.Scheme {
+	case "https":
+		return ""
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h == "localhost" || ip != nil && ip.IsLoopback() {
+			return ""
+		}
+	}
+	return "must be an https URL (http only to a loopback host)"
+}
+
+// ---- The wire protocol ----
+
+// Token is what a token endpoint returned. AccessToken and RefreshToken
+// are secrets.
+type Token struct {
+	AccessToken  string
+	RefreshToken string // empty when the provider did not send one
+	// Expiry is zero when the provider omitted expires_in.
+	Expiry time.Time
+}
+
+// ProtocolError is an RFC 6749 section 5.2 error from a token or
+// revocation endpoint. It keeps the error code and description only,
+// never the raw response body (which x/oauth2's RetrieveError.Error()
+// prints, and which may echo what was sent).
+type ProtocolError struct {
+	Code        string
+	Description string
+	HTTPStatus  int
+}
+
+func (e *ProtocolError) Error() string {
+	msg := "oauth2: " + truncate(e.Code, 64)
+	if e.Description != "" {
+		msg += ": " + truncate(e.Description, 200)
+	}
+	return msg
+}
+
+// Permanent reports whether retrying cannot help (a 4xx: the grant or the
+// client is refused and a human must act), as opposed to a 5xx or a
+// network failure.
+func (e *ProtocolError) Permanent() bool {
+	return e.HTTPStatus >= 400 && e.HTTPStatus < 500
+}
+
+// ErrTokenEndpoint wraps failures that may pass: network errors, timeouts,
+// 5xx responses, unparseable answers.
+var ErrTokenEndpoint = errors.New("token endpoint unavailable")
+
+// Exchanger talks to token endpoints. The zero value works: each attempt
+// is bounded by a 10 s client timeout, and transient failures are tried 3
+// times. It keeps no context and no token: callers pass ctx on each call.
+type Exchanger struct {
+	HTTPClient *http.Client
+	Attempts   int
+	// Backoff before retry n (from 1); default 100ms·4^(n-1).
+	Backoff func(n int) time.Duration
+}
+
+func (x *Exchanger) client() *http.Client {
+	if x != nil && x.HTTPClient != nil {
+		return x.HTTPClient
+	}
+	return defaultHTTPClient
+}
+
+var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
+
+// do runs fn with bounded retries on transient failures. A permanent
+// protocol error is never retried: retrying invalid_grant cannot help, and
+// reusing a rotated refresh token would trip the provider's reuse
+// detection.
+func (x *Exchanger) do(ctx context.Context, attempts int, fn func(context.Context) (*oauth2.Token, error)) (*Token, error) {
+	backoff := func(n int) time.Duration { return 100 * time.Millisecond << (2 * (n - 1)) }
+	if x.Backoff != nil {
+		backoff = x.Backoff
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, x.client())
+	var last error
+	for n := 1; n <= attempts; n++ {
+		if n > 1 {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %w", ErrTokenEndpoint, ctx.Err())
+			case <-time.After(backoff(n - 1)):
+			}
+		}
+		t, err := fn(ctx)
+		if err == nil {
+			if t.AccessToken == "" {
+				return nil, fmt.Errorf("%w: the response has no access_token", ErrTokenEndpoint)
+			}
+			return &Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Expiry: t.Expiry}, nil
+		}
+		last = classify(err)
+		var pe *ProtocolError
+		if errors.As(last, &pe) && pe.Permanent() {
+			return nil, last
+		}
+	}
+	return nil, last
+}
+
+func (x *Exchanger) attempts() int {
+	if x.Attempts > 0 {
+		return x.Attempts
+	}
+	return 3
+}
+
+// classify turns an x/oauth2 error into a ProtocolError (by type, never by
+// string) or a wrapped ErrTokenEndpoint. Neither keeps the response body.
+func classify(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		if re.ErrorCode != "" && status < 500 {
+			return &ProtocolError{Code: re.ErrorCode, Description: re.ErrorDescription, HTTPStatus: max(status, 400)}
+		}
+		return fmt.Errorf("%w: HTTP %d", ErrTokenEndpoint, status)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w: %s %s: %v", ErrTokenEndpoint, ue.Op, redactURL(ue.URL), ue.Err)
+	}
+	return fmt.Errorf("%w: %v", ErrTokenEndpoint, err)
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<url>"
+	}
+	u.RawQuery, u.User, u.Fragment = "", nil, ""
+	return u.String()
+}
+
+func (c *OAuth2Config) authStyle() oauth2.AuthStyle {
+	switch c.AuthStyle {
+	case AuthStyleInHeader:
+		return oauth2.AuthStyleInHeader
+	case AuthStyleInParams:
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleAutoDetect
+}
+
+func (c *OAuth2Config) endpointParams() url.Values {
+	v := url.Values{}
+	for k, val := range c.ExtraParams {
+		v.Set(k, val)
+	}
+	if c.Audience != "" {
+		v.Set("audience", c.Audience)
+	}
+	return v
+}
+
+// config is the x/oauth2 view of the credential.
+func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     c.ClientID,
+		ClientSecret: s.ClientSecret,
+		Endpoint:     oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, AuthStyle: c.authStyle()},
+		RedirectURL:  redirectURI,
+		Scopes:       c.Scopes,
+	}
+}
+
+// ClientCredentials obtains a token with the client_credentials grant
+// (RFC 6749 section 4.4).
+func (x *Exchanger) ClientCredentials(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
+	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
+		Scopes: c.Scopes, EndpointParams: c.endpointParams(), AuthStyle: c.authStyle()}
+	return x.do(ctx, x.attempts(), cc.Token)
+}
+
+// Refresh redeems the refresh token (RFC 6749 section 6). The provider may
+// rotate it: a returned RefreshToken replaces the old one, which is dead.
+// A refresh is not retried once the provider answered with an error.
+func (x *Exchanger) Refresh(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
+	conf := c.config(s, "")
+	return x.do(ctx, x.attempts(), func(ctx context.Context) (*oauth2.Token, error) {
+		return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
+	})
+}
+
+// AuthCodeURL is the authorization request URL (RFC 6749 section 4.1.1)
+// with the PKCE S256 challenge of verifier (RFC 7636 section 4.2).
+func (c *OAuth2Config) AuthCodeURL(state, verifier, redirectURI string) string {
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	for k, v := range c.ExtraParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	if c.Audience != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("audience", c.Audience))
+	}
+	return c.config(&OAuth2Secret{}, redirectURI).AuthCodeURL(state, opts...)
+}
+
+// NewVerifier returns a PKCE code verifier, "a high-entropy cryptographic
+// random STRING" of 43 characters (RFC 7636 section 4.1).
+func NewVerifier() string { return oauth2.GenerateVerifier() }
+
+// ExchangeCode redeems an authorization code with its PKCE verifier. A
+// code is single use, so the request is made once.
+func (x *Exchanger) ExchangeCode(ctx context.Context, c *OAuth2Config, s *OAuth2Secret, code, verifier, redirectURI string) (*Token, error) {
+	conf := c.config(s, redirectURI)
+	return x.do(ctx, 1, func(ctx context.Context) (*oauth2.Token, error) {
+		return conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	})
+}
+
+// TokenExchange trades a one-time sign-in token for tokens with the RFC
+// 8693 token-exchange grant (x/oauth2's clientcredentials lets the
+// endpoint parameters override grant_type). Single use: made once.
+func (x *Exchanger) TokenExchange(ctx context.Context, c *OAuth2Config, s *OAuth2Secret, subjectToken string) (*Token, error) {
+	params := c.endpointParams()
+	params.Set("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange")
+	params.Set("subject_token", subjectToken)
+	typ := c.SubjectTokenType
+	if typ == "" {
+		typ = "urn:ietf:params:oauth:token-type:access_token"
+	}
+	params.Set("subject_token_type", typ)
+	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
+		Scopes: c.Scopes, EndpointParams: params, AuthStyle: c.authStyle()}
+	return x.do(ctx, 1, cc.Token)
+}
+
+// Revoke revokes token at the revocation endpoint (RFC 7009),
+// authenticating the client as at the token endpoint. hint is
+// "refresh_token" or "access_token".
+func (x *Exchanger) Revoke(ctx context.Context, c *OAuth2Config, s *OAuth2Secret, token, hint string) error {
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
+	inParams := c.AuthStyle == AuthStyleInParams
+	if inParams || s.ClientSecret == "" {
+		form.Set("client_id", c.ClientID)
+		if s.ClientSecret != "" {
+			form.Set("client_secret", s.ClientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.RevocationURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("%w: building the revocation request", ErrTokenEndpoint)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if !inParams && s.ClientSecret != "" {
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(s.ClientSecret))
+	}
+	resp, err := x.client().Do(req)
+	if err != nil {
+		return classify(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" && resp.StatusCode < 500 {
+		return &ProtocolError{Code: e.Error, Description: e.Description, HTTPStatus: resp.StatusCode}
+	}
+	return fmt.Errorf("%w: revocation answered HTTP %d", ErrTokenEndpoint, resp.StatusCode)
+}
+
+// ---- The authorization code flow's state (a signed JWT, RFC 7519) ----
+
+// StateClaims are the claims of the state parameter of an authorization
+// request. The state is a JWT signed with HS256 under a vault-internal key:
+// its audience is the vault's callback base URL, its subject the
+// authorization session (single use), and it names the credential.
+type StateClaims struct {
+	Issuer     string `json:"iss"`
+	Audience   string `json:"aud"`
+	Subject    string `json:"sub"`
+	Credential string `json:"credential"`
+	IssuedAt   int64  `json:"iat"`
+	Expiry     int64  `json:"exp"`
+}
+
+// stateIssuer marks a state token as credvault's.
+const stateIssuer = "credvault"
+
+// stateHeader is the only JOSE header credvault signs or accepts: a token
+// claiming another algorithm (none, RS256…) is refused before any check.
+var stateHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+
+// maxStateLen bounds what the parsers look at.
+const maxStateLen = 4096
+
+// SignState returns the state JWT for claims (Issuer is set to credvault).
+func SignState(key []byte, c StateClaims) string {
+	c.Issuer = stateIssuer
+	payload, _ := json.Marshal(c)
+	signing := stateHeader + "." + base64.RawURLEncoding.EncodeToString(payload)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// ErrBadState means a state parameter is not a valid credvault state for
+// this vault: malformed, wrongly signed, for another audience, or expired.
+var ErrBadState = errors.New("invalid authorization state")
+
+// PeekState parses a state's claims WITHOUT checking its signature. Only
+// for routing (the callback forwarder): never trust what it returns.
+func PeekState(token string) (StateClaims, bool) {
+	var c StateClaims
+	if len(token) > maxStateLen {
+		return c, false
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || parts[0] != stateHeader {
+		return c, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &c) != nil || c.Issuer != stateIssuer {
+		return StateClaims{}, false
+	}
+	return c, true
+}
+
+// VerifyState checks a state's signature, issuer, audience and expiry and
+// returns its claims.
+func VerifyState(key []byte, token, audience string, now time.Time) (StateClaims, error) {
+	c, ok := PeekState(token)
+	if !ok {
+		return StateClaims{}, fmt.Errorf("%w: malformed", ErrBadState)
+	}
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil {
+		return StateClaims{}, fmt.Errorf("%w: malformed signature", ErrBadState)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(token[:i]))
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		return StateClaims{}, fmt.Errorf("%w: bad signature", ErrBadState)
+	}
+	if c.Audience != audience {
+		return StateClaims{}, fmt.Errorf("%w: issued for another vault", ErrBadState)
+	}
+	if now.Unix() >= c.Expiry {
+		return StateClaims{}, fmt.Errorf("%w: expired", ErrBadState)
+	}
+	return c, nil
+}

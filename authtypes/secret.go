@@ -1,0 +1,23 @@
+package authtypes
+
+// Generic secret: an opaque value with no default placement; the
+// definition must say where it goes.
+
+// GenericSecret is an opaque secret; placeholder {secret}.
+type GenericSecret struct {
+	Value string `json:"value"`
+}
+
+type genericKind struct{}
+
+func (genericKind) secretField() string                   { return "secret" }
+func (genericKind) placeholders() []string                { return []string{"secret"} }
+func (genericKind) defaultPlacement() []ParameterTemplate { return nil }
+
+func (genericKind) validateSecret(prefix string, s Secret, _ Definition) []FieldViolation {
+	return checkSecretValue(prefix+".value", s.Generic.Value, true)
+}
+
+func (genericKind) values(s Secret) map[string]string {
+	return map[string]string{"secret": s.Generic.Value}
+}

@@ -1,0 +1,74 @@
+package auditlog
+
+import (
+	"testing"
+	"time"
+)
+
+func chain(n int) []*Event {
+	var out []*Event
+	var prev *Event
+	for i := range n {
+		e := &Event{Time: time.Unix(1700000000+int64(i), 0), Caller: "callers/admin", Method: "/m", Outcome: OutcomeSuccess,
+			Details: map[string]string{"b": "2", "a": "1"}}
+		Link(prev, e)
+		out = append(out, e)
+		prev = e
+	}
+	return out
+}
+
+func verify(events []*Event) (bool, int64, int64) {
+	var v Verifier
+	for _, e := range events {
+		if v.Check(e) != nil {
+			break
+		}
+	}
+	return v.Result()
+}
+
+func TestVerify(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func([]*Event) []*Event
+		ok     bool
+		badSeq int64
+	}{
+		{"intact", func(es []*Event) []*Event { return es }, true, 0},
+		{"changed caller", func(es []*Event) []*Event { es[2].Caller = "callers/mallory"; return es }, false, 3},
+		{"changed detail", func(es []*Event) []*Event { es[3].Details["a"] = "x"; return es }, false, 4},
+		{"changed code", func(es []*Event) []*Event { es[0].Code = 7; return es }, false, 1},
+		{"removed event", func(es []*Event) []*Event { return append(es[:2], es[3:]...) }, false, 3},
+		{"swapped events", func(es []*Event) []*Event { es[1], es[2] = es[2], es[1]; return es }, false, 2},
+		{"rehashed but unlinked", func(es []*Event) []*Event {
+			es[2].Caller = "callers/mallory"
+			es[2].Hash = es[2].ComputeHash()
+			return es
+		}, false, 4},
+	}
+	for _, tc := range tests {
+		ok, checked, bad := verify(tc.tamper(chain(5)))
+		if ok != tc.ok || bad != tc.badSeq {
+			t.Errorf("%s: verify = ok %v, first bad %d (checked %d); want ok %v, first bad %d", tc.name, ok, bad, checked, tc.ok, tc.badSeq)
+		}
+	}
+}
+
+func TestCanonicalIgnoresMapOrderAndRoundTrips(t *testing.T) {
+	es := chain(2)
+	b, err := Marshal(es[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.ComputeHash()) != string(es[1].Hash) {
+		t.Error("a stored and reloaded event no longer verifies")
+	}
+	if _, err := Unmarshal([]byte("{not json")); err == nil {
+		t.Error("Unmarshal of garbage succeeded")
+	}
+}

@@ -1,0 +1,395 @@
+// Package boltstore implements vault.Store on a bbolt file.
+//
+// Every write is one bbolt Update transaction (all or nothing, fsynced before
+// it returns); preconditions are checked inside it. Nothing here calls the
+// network, so the single bbolt writer is never held across I/O other than
+// the disk.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/credvault/credvault/vault"
+	"github.com/credvault/credvault/vault/auditlog"
+)
+
+// Bucket names. The layout is versioned by metaSchemaVersion.
+var (
+	bucketCredentials = []byte("credentials")
+	bucketCallers     = []byte("callers")
+	bucketTokenIndex  = []byte("caller_tokens") // sha256(token) -> caller name
+	bucketMTLSIndex   = []byte("caller_mtls")   // mTLS identity -> caller name
+	bucketAudit       = []byte("audit")
+	bucketSessions    = []byte("authorization_sessions")
+	bucketMeta        = []byte("meta")
+
+	metaSchemaVersion = []byte("schema_version")
+)
+
+// SchemaVersion is the layout version this package writes.
+const SchemaVersion = "1"
+
+// FileName is the database file in the data dir.
+const FileName = "credvault.db"
+
+// Store is a vault.Store on bbolt.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ vault.Store = (*Store)(nil)
+
+// Open opens (or creates) the database at path with mode 0600. It waits at
+// most timeout for the file lock held by another process.
+func Open(path string, timeout time.Duration) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketCredentials, bucketCallers, bucketTokenIndex, bucketMTLSIndex, bucketAudit, bucketSessions, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(metaSchemaVersion); {
+		case v == nil:
+			return meta.Put(metaSchemaVersion, []byte(SchemaVersion))
+		case string(v) != SchemaVersion:
+			return fmt.Errorf("schema version %q, this build reads %q", v, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database; it waits for open transactions.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the bbolt handle to sibling code that needs raw access (backup,
+// offline tools).
+func (s *Store) DB() *bolt.DB { return s.db }
+
+// GetCredential implements vault.Store.
+func (s *Store) GetCredential(_ context.Context, name string) (*vault.Credential, error) {
+	var c vault.Credential
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketCredentials), name, &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ListCredentials implements vault.Store.
+func (s *Store) ListCredentials(_ context.Context, after string, limit int) ([]*vault.Credential, error) {
+	var out []*vault.Credential
+	err := s.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketCredentials).Cursor()
+		k, v := cur.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = cur.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = cur.Next() {
+			var c vault.Credential
+			if err := decode(k, v, &c); err != nil {
+				return err
+			}
+			out = append(out, &c)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PutCredential implements vault.Store.
+func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault.Condition, ev *auditlog.Event) error {
+	val, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", c.Name, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCredentials)
+		if err := checkCredential(b, c.Name, cond); err != nil {
+			return err
+		}
+		if err := b.Put([]byte(c.Name), val); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+}
+
+// DeleteCredential implements vault.Store.
+func (s *Store) DeleteCredential(_ context.Context, name string, cond vault.Condition, ev *auditlog.Event) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCredentials)
+		if b.Get([]byte(name)) == nil {
+			return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
+		}
+		if err := checkCredential(b, name, cond); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+}
+
+// checkCredential checks cond against the stored record, inside the write
+// transaction.
+func checkCredential(b *bolt.Bucket, name string, cond vault.Condition) error {
+	v := b.Get([]byte(name))
+	switch {
+	case cond.MustNotExist && v != nil:
+		return fmt.Errorf("%s: %w", name, vault.ErrAlreadyExists)
+	case cond.Revision == 0:
+		return nil
+	case v == nil:
+		return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
+	}
+	var cur struct {
+		Revision int64 `json:"revision"`
+	}
+	if err := decode([]byte(name), v, &cur); err != nil {
+		return err
+	}
+	if cur.Revision != cond.Revision {
+		return fmt.Errorf("%s: %w", name, vault.ErrEtagMismatch)
+	}
+	return nil
+}
+
+// GetCaller implements vault.Store.
+func (s *Store) GetCaller(_ context.Context, name string) (*vault.Caller, error) {
+	var c vault.Caller
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketCallers), name, &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// CallerByTokenHash implements vault.Store.
+func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller, error) {
+	var c vault.Caller
+	err := s.db.View(func(tx *bolt.Tx) error {
+		name := tx.Bucket(bucketTokenIndex).Get(hash)
+		if name == nil {
+			return fmt.Errorf("token: %w", vault.ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketCallers), string(name), &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// CallerByMTLSIdentity implements vault.Store.
+func (s *Store) CallerByMTLSIdentity(_ context.Context, id string) (*vault.Caller, error) {
+	var c vault.Caller
+	err := s.db.View(func(tx *bolt.Tx) error {
+		name := tx.Bucket(bucketMTLSIndex).Get([]byte(id))
+		if name == nil {
+			return fmt.Errorf("mTLS identity: %w", vault.ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketCallers), string(name), &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PutCaller implements vault.Store. It keeps the token index in step: the
+// old token's entry goes in the same transaction, so a rotated token stops
+// working the moment the rotation is acknowledged.
+func (s *Store) PutCaller(_ context.Context, c *vault.Caller, cond vault.Condition, ev *auditlog.Event) error {
+	val, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", c.Name, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, idx, mtls := tx.Bucket(bucketCallers), tx.Bucket(bucketTokenIndex), tx.Bucket(bucketMTLSIndex)
+		old := b.Get([]byte(c.Name))
+		switch {
+		case cond.MustNotExist && old != nil:
+			return fmt.Errorf("%s: %w", c.Name, vault.ErrAlreadyExists)
+		case cond.Revision != 0 && old == nil:
+			return fmt.Errorf("%s: %w", c.Name, vault.ErrNotFound)
+		}
+		if old != nil {
+			var prev vault.Caller
+			if err := decode([]byte(c.Name), old, &prev); err != nil {
+				return err
+			}
+			if cond.Revision != 0 && prev.Revision != cond.Revision {
+				return fmt.Errorf("%s: %w", c.Name, vault.ErrEtagMismatch)
+			}
+			if err := idx.Delete(prev.TokenHash); err != nil {
+				return err
+			}
+			if prev.MTLSIdentity != "" {
+				if err := mtls.Delete([]byte(prev.MTLSIdentity)); err != nil {
+					return err
+				}
+			}
+		}
+		if c.MTLSIdentity != "" {
+			if owner := mtls.Get([]byte(c.MTLSIdentity)); owner != nil && string(owner) != c.Name {
+				return fmt.Errorf("mTLS identity of %s is %s's: %w", c.Name, owner, vault.ErrAlreadyExists)
+			}
+			if err := mtls.Put([]byte(c.MTLSIdentity), []byte(c.Name)); err != nil {
+				return err
+			}
+		}
+		if owner := idx.Get(c.TokenHash); owner != nil && !bytes.Equal(owner, []byte(c.Name)) {
+			return fmt.Errorf("token hash collision for %s", c.Name)
+		}
+		if err := idx.Put(c.TokenHash, []byte(c.Name)); err != nil {
+			return err
+		}
+		if err := b.Put([]byte(c.Name), val); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+}
+
+// Meta implements vault.Store.
+func (s *Store) Meta(_ context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
+			out = bytes.Clone(v) // bbolt values die with the transaction
+		}
+		return nil
+	})
+	return out, err
+}
+
+// InitMeta implements vault.Store.
+func (s *Store) InitMeta(_ context.Context, key string, value []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get([]byte(key)); v != nil {
+			out = bytes.Clone(v)
+			return nil
+		}
+		out = bytes.Clone(value)
+		return b.Put([]byte(key), value)
+	})
+	return out, err
+}
+
+func getJSON(b *bolt.Bucket, name string, into any) error {
+	v := b.Get([]byte(name))
+	if v == nil {
+		return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
+	}
+	return decode([]byte(name), v, into)
+}
+
+// decode unmarshals a stored record. json.Unmarshal copies what it keeps, so
+// nothing refers to bbolt's memory after the transaction.
+func decode(key, val []byte, into any) error {
+	if err := json.Unmarshal(val, into); err != nil {
+		// The JSON error could quote stored bytes; keep it out of the message.
+		return fmt.Errorf("record %q: %w", key, vault.ErrCorrupt)
+	}
+	return nil
+}
+
+// ListCallers implements vault.Store.
+func (s *Store) ListCallers(_ context.Context, after string, limit int) ([]*vault.Caller, error) {
+	var out []*vault.Caller
+	err := s.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketCallers).Cursor()
+		k, v := cur.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = cur.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = cur.Next() {
+			var c vault.Caller
+			if err := decode(k, v, &c); err != nil {
+				return err
+			}
+			out = append(out, &c)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteCaller implements vault.Store.
+func (s *Store) DeleteCaller(_ context.Context, name string, ev *auditlog.Event) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCallers)
+		var c vault.Caller
+		if err := getJSON(b, name, &c); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokenIndex).Delete(c.TokenHash); err != nil {
+			return err
+		}
+		if c.MTLSIdentity != "" {
+			if err := tx.Bucket(bucketMTLSIndex).Delete([]byte(c.MTLSIdentity)); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+}
+
+// PutSession implements vault.Store.
+func (s *Store) PutSession(_ context.Context, a *vault.AuthSession, ev *auditlog.Event) error {
+	val, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encoding session: %w", err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketSessions).Put([]byte(a.ID), val); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+}
+
+// TakeSession implements vault.Store.
+func (s *Store) TakeSession(_ context.Context, id string, ev *auditlog.Event) (*vault.AuthSession, error) {
+	var a vault.AuthSession
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		if err := getJSON(b, id, &a); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
