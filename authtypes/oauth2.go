@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -246,8 +247,9 @@ func checkEndpoint(raw string) string {
 type Token struct {
 	AccessToken  string
 	RefreshToken string // empty when the provider did not send one
-	// Expiry is zero when the provider omitted expires_in.
-	Expiry time.Time
+	// Lifetime is expires_in; zero when the provider omitted it. The caller
+	// turns it into an expiry with its own clock.
+	Lifetime time.Duration
 }
 
 // ProtocolError is an RFC 6749 section 5.2 error from a token or
@@ -282,11 +284,17 @@ var ErrTokenEndpoint = errors.New("token endpoint unavailable")
 // Exchanger talks to token endpoints. The zero value works: each attempt
 // is bounded by a 10 s client timeout, and transient failures are tried 3
 // times. It keeps no context and no token: callers pass ctx on each call.
+// It is safe for concurrent use.
 type Exchanger struct {
 	HTTPClient *http.Client
 	Attempts   int
 	// Backoff before retry n (from 1); default 100ms·4^(n-1).
 	Backoff func(n int) time.Duration
+
+	// styles remembers, per token URL, the client authentication style
+	// that auto-detection found (x/oauth2 keeps it per Config, which we do
+	// not keep between calls).
+	styles sync.Map // token URL -> oauth2.AuthStyle
 }
 
 func (x *Exchanger) client() *http.Client {
@@ -298,16 +306,26 @@ func (x *Exchanger) client() *http.Client {
 
 var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
 
-// do runs fn with bounded retries on transient failures. A permanent
-// protocol error is never retried: retrying invalid_grant cannot help, and
-// reusing a rotated refresh token would trip the provider's reuse
-// detection.
-func (x *Exchanger) do(ctx context.Context, attempts int, fn func(context.Context) (*oauth2.Token, error)) (*Token, error) {
+// do runs one token request with bounded retries on transient failures.
+// A protocol error (4xx) is never retried: retrying invalid_grant cannot
+// help. When ambiguousSafe is false (refresh with rotation, single-use
+// codes) a failure after the request may have reached the provider is not
+// retried either: resending a refresh token the provider already rotated
+// would trip its reuse detection and revoke the grant. Only 5xx answers and
+// failures to connect are retried then.
+//
+// Client authentication auto-detection (AuthStyleAutoDetect) tries
+// client_secret_basic first and switches to client_secret_post only on
+// invalid_client, remembering the answer per token URL. (x/oauth2's own
+// auto-detection retries on any error, which would send a rotating
+// refresh token twice.)
+func (x *Exchanger) do(ctx context.Context, c *OAuth2Config, attempts int, ambiguousSafe bool, fn func(context.Context, oauth2.AuthStyle) (*oauth2.Token, error)) (*Token, error) {
 	backoff := func(n int) time.Duration { return 100 * time.Millisecond << (2 * (n - 1)) }
 	if x.Backoff != nil {
 		backoff = x.Backoff
 	}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, x.client())
+	style, detecting := x.style(c)
 	var last error
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {
@@ -317,20 +335,70 @@ func (x *Exchanger) do(ctx context.Context, attempts int, fn func(context.Contex
 			case <-time.After(backoff(n - 1)):
 			}
 		}
-		t, err := fn(ctx)
+		t, err := fn(ctx, style)
 		if err == nil {
+			if detecting {
+				x.styles.Store(c.TokenURL, style)
+			}
 			if t.AccessToken == "" {
 				return nil, fmt.Errorf("%w: the response has no access_token", ErrTokenEndpoint)
 			}
-			return &Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Expiry: t.Expiry}, nil
+			return &Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Lifetime: lifetime(t)}, nil
 		}
 		last = classify(err)
 		var pe *ProtocolError
-		if errors.As(last, &pe) && pe.Permanent() {
+		if errors.As(last, &pe) {
+			if detecting && style == oauth2.AuthStyleInHeader && pe.Code == "invalid_client" {
+				style, n = oauth2.AuthStyleInParams, n-1 // not a retry: the other style
+				continue
+			}
+			if pe.Permanent() {
+				return nil, last
+			}
+		}
+		if !ambiguousSafe && !retryable(err) {
 			return nil, last
 		}
 	}
 	return nil, last
+}
+
+// lifetime is expires_in. x/oauth2's clientcredentials keeps only the
+// expiry it computed on the wall clock, so fall back to that.
+func lifetime(t *oauth2.Token) time.Duration {
+	if t.ExpiresIn > 0 {
+		return time.Duration(t.ExpiresIn) * time.Second
+	}
+	if t.Expiry.IsZero() {
+		return 0
+	}
+	return max(time.Until(t.Expiry).Round(time.Second), time.Second)
+}
+
+// style is the client authentication style to use, and whether it is
+// still being detected.
+func (x *Exchanger) style(c *OAuth2Config) (oauth2.AuthStyle, bool) {
+	switch c.AuthStyle {
+	case AuthStyleInHeader:
+		return oauth2.AuthStyleInHeader, false
+	case AuthStyleInParams:
+		return oauth2.AuthStyleInParams, false
+	}
+	if s, ok := x.styles.Load(c.TokenURL); ok {
+		return s.(oauth2.AuthStyle), false
+	}
+	return oauth2.AuthStyleInHeader, true
+}
+
+// retryable reports whether a failed request certainly did not change
+// anything at the provider: a 5xx answer, or no connection at all.
+func retryable(err error) bool {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.Response != nil && re.Response.StatusCode >= 500
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (x *Exchanger) attempts() int {
@@ -370,16 +438,6 @@ func redactURL(raw string) string {
 	return u.String()
 }
 
-func (c *OAuth2Config) authStyle() oauth2.AuthStyle {
-	switch c.AuthStyle {
-	case AuthStyleInHeader:
-		return oauth2.AuthStyleInHeader
-	case AuthStyleInParams:
-		return oauth2.AuthStyleInParams
-	}
-	return oauth2.AuthStyleAutoDetect
-}
-
 func (c *OAuth2Config) endpointParams() url.Values {
 	v := url.Values{}
 	for k, val := range c.ExtraParams {
@@ -392,11 +450,11 @@ func (c *OAuth2Config) endpointParams() url.Values {
 }
 
 // config is the x/oauth2 view of the credential.
-func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string) *oauth2.Config {
+func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string, style oauth2.AuthStyle) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     c.ClientID,
 		ClientSecret: s.ClientSecret,
-		Endpoint:     oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, AuthStyle: c.authStyle()},
+		Endpoint:     oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, AuthStyle: style},
 		RedirectURL:  redirectURI,
 		Scopes:       c.Scopes,
 	}
@@ -405,18 +463,19 @@ func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string) *oauth2.Confi
 // ClientCredentials obtains a token with the client_credentials grant
 // (RFC 6749 section 4.4).
 func (x *Exchanger) ClientCredentials(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
-	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
-		Scopes: c.Scopes, EndpointParams: c.endpointParams(), AuthStyle: c.authStyle()}
-	return x.do(ctx, x.attempts(), cc.Token)
+	return x.do(ctx, c, x.attempts(), true, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
+			Scopes: c.Scopes, EndpointParams: c.endpointParams(), AuthStyle: style}
+		return cc.Token(ctx)
+	})
 }
 
 // Refresh redeems the refresh token (RFC 6749 section 6). The provider may
 // rotate it: a returned RefreshToken replaces the old one, which is dead.
 // A refresh is not retried once the provider answered with an error.
 func (x *Exchanger) Refresh(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
-	conf := c.config(s, "")
-	return x.do(ctx, x.attempts(), func(ctx context.Context) (*oauth2.Token, error) {
-		return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
+	return x.do(ctx, c, x.attempts(), false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+		return c.config(s, "", style).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
 	})
 }
 
@@ -430,7 +489,7 @@ func (c *OAuth2Config) AuthCodeURL(state, verifier, redirectURI string) string {
 	if c.Audience != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("audience", c.Audience))
 	}
-	return c.config(&OAuth2Secret{}, redirectURI).AuthCodeURL(state, opts...)
+	return c.config(&OAuth2Secret{}, redirectURI, oauth2.AuthStyleAutoDetect).AuthCodeURL(state, opts...)
 }
 
 // NewVerifier returns a PKCE code verifier, "a high-entropy cryptographic
@@ -440,9 +499,8 @@ func NewVerifier() string { return oauth2.GenerateVerifier() }
 // ExchangeCode redeems an authorization code with its PKCE verifier. A
 // code is single use, so the request is made once.
 func (x *Exchanger) ExchangeCode(ctx context.Context, c *OAuth2Config, s *OAuth2Secret, code, verifier, redirectURI string) (*Token, error) {
-	conf := c.config(s, redirectURI)
-	return x.do(ctx, 1, func(ctx context.Context) (*oauth2.Token, error) {
-		return conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	return x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+		return c.config(s, redirectURI, style).Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	})
 }
 
@@ -458,9 +516,11 @@ func (x *Exchanger) TokenExchange(ctx context.Context, c *OAuth2Config, s *OAuth
 		typ = "urn:ietf:params:oauth:token-type:access_token"
 	}
 	params.Set("subject_token_type", typ)
-	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
-		Scopes: c.Scopes, EndpointParams: params, AuthStyle: c.authStyle()}
-	return x.do(ctx, 1, cc.Token)
+	return x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
+			Scopes: c.Scopes, EndpointParams: params, AuthStyle: style}
+		return cc.Token(ctx)
+	})
 }
 
 // Revoke revokes token at the revocation endpoint (RFC 7009),

@@ -149,10 +149,7 @@ func (v *Vault) FinishAuthorization(ctx context.Context, callbackURL, state, cod
 		return s.Credential, ferr
 	}
 	next := *secret.OAuth2
-	next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, tok.Expiry
-	if next.Expiry.IsZero() {
-		next.Expiry = now.Add(v.oauth.DefaultLifetime)
-	}
+	next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, v.expiry(tok, now)
 	secret.OAuth2 = &next
 	_, err = v.storeTokens(ctx, s.Credential, s.SecretVersion, &secret, func(st *SecretState) {
 		st.TokenStatus, st.LastError = TokenStatusActive, ""

@@ -67,6 +67,15 @@ func (o OAuthConfig) margin(issued, expiry time.Time) time.Duration {
 	return min(o.Skew, expiry.Sub(issued)/2)
 }
 
+// expiry turns a token's lifetime into an expiry on the vault's clock; a
+// provider that omitted expires_in gets the default lifetime.
+func (v *Vault) expiry(tok *authtypes.Token, now time.Time) time.Time {
+	if tok.Lifetime <= 0 {
+		return now.Add(v.oauth.DefaultLifetime)
+	}
+	return now.Add(tok.Lifetime)
+}
+
 // usable reports whether the stored access token may be served at now.
 func (v *Vault) usable(c *Credential, s *authtypes.OAuth2Secret, now time.Time) bool {
 	if s == nil || s.AccessToken == "" {
@@ -147,12 +156,9 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 		return v.refreshFailed(ctx, c, secret, err)
 	}
 	next := *o
-	next.AccessToken, next.Expiry = tok.AccessToken, tok.Expiry
+	next.AccessToken, next.Expiry = tok.AccessToken, v.expiry(tok, now)
 	if tok.RefreshToken != "" {
 		next.RefreshToken = tok.RefreshToken // rotated: the old one is dead now
-	}
-	if next.Expiry.IsZero() {
-		next.Expiry = now.Add(v.oauth.DefaultLifetime)
 	}
 	secret.OAuth2 = &next
 	stored, err := v.storeTokens(ctx, name, c.Secret.Version, &secret, func(st *SecretState) {
@@ -272,12 +278,9 @@ func (v *Vault) redeemSignInToken(ctx context.Context, c *Credential, secret *au
 	if err != nil {
 		return fmt.Errorf("%s: exchanging the sign-in token: %w", c.Name, ErrRefreshFailed)
 	}
-	o.AccessToken, o.Expiry = tok.AccessToken, tok.Expiry
+	o.AccessToken, o.Expiry = tok.AccessToken, v.expiry(tok, v.clock.Now())
 	if tok.RefreshToken != "" {
 		o.RefreshToken = tok.RefreshToken
-	}
-	if o.Expiry.IsZero() {
-		o.Expiry = v.clock.Now().Add(v.oauth.DefaultLifetime)
 	}
 	return nil
 }

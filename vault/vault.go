@@ -451,6 +451,10 @@ func (v *Vault) RotateCredentialSecret(ctx context.Context, name, etag string, s
 }
 
 // DeleteCredential removes a credential. etag, when not empty, must match.
+// For OAuth 2.0 with a revocation URL, the refresh token (or else the
+// access token) is revoked at the provider first (RFC 7009); a failed
+// revocation is recorded in the audit event and does not keep the
+// credential alive (the admin asked for it to be gone).
 func (v *Vault) DeleteCredential(ctx context.Context, name, etag string) error {
 	cur, err := v.store.GetCredential(ctx, name)
 	if err != nil {
@@ -463,13 +467,44 @@ func (v *Vault) DeleteCredential(ctx context.Context, name, etag string) error {
 	if etag != "" {
 		cond.Revision = cur.Revision
 	}
-	ev := v.successEvent(ctx, name, nil)
+	details := v.revokeAtProvider(ctx, cur)
+	ev := v.successEvent(ctx, name, details)
 	if err := v.store.DeleteCredential(ctx, name, cond, ev); err != nil {
 		return err
 	}
 	v.recorded(ctx, ev)
 	v.forgetKey(cur)
 	return nil
+}
+
+// revokeAtProvider revokes an OAuth 2.0 credential's tokens when it has a
+// revocation URL, and says what happened for the audit event.
+func (v *Vault) revokeAtProvider(ctx context.Context, c *Credential) map[string]string {
+	if c.Type != authtypes.TypeOAuth2 || c.OAuth2 == nil || c.OAuth2.RevocationURL == "" {
+		return nil
+	}
+	secret, err := v.open(ctx, c)
+	if err != nil || secret.OAuth2 == nil {
+		return map[string]string{"revocation": "skipped: secret unreadable"}
+	}
+	o := secret.OAuth2
+	token, hint := o.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = o.AccessToken, "access_token"
+	}
+	if token == "" {
+		return map[string]string{"revocation": "skipped: no token"}
+	}
+	if err := v.oauth.Exchanger.Revoke(ctx, c.OAuth2, o, token, hint); err != nil {
+		var pe *authtypes.ProtocolError
+		msg := "failed: token endpoint unavailable"
+		if errors.As(err, &pe) {
+			msg = "failed: " + pe.Error()
+		}
+		v.log.WarnContext(ctx, "revoking tokens of a deleted credential", "credential", c.Name, "result", msg)
+		return map[string]string{"revocation": msg}
+	}
+	return map[string]string{"revocation": "revoked " + hint}
 }
 
 // forgetKey drops the cached data key of a record that is gone or replaced.
