@@ -50,6 +50,7 @@ type testEnv struct {
 	logs          *syncBuffer
 	dbPath        string
 	vault         *vault.Vault
+	srv           *server.Server
 
 	credentials credvaultv1.CredentialServiceClient
 	resolver    credvaultv1.ResolverServiceClient
@@ -117,7 +118,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		}
 	})
 	return &testEnv{
-		conn: conn, adminToken: token, resolverToken: resolverToken, logs: logs, dbPath: dbPath, vault: v,
+		conn: conn, adminToken: token, resolverToken: resolverToken, logs: logs, srv: srv, dbPath: dbPath, vault: v,
 		credentials: credvaultv1.NewCredentialServiceClient(conn),
 		resolver:    credvaultv1.NewResolverServiceClient(conn),
 	}
