@@ -173,8 +173,12 @@ func TestStateToken(t *testing.T) {
 	bad := map[string]func() (StateClaims, error){
 		"other audience": func() (StateClaims, error) { return VerifyState(key, tok, "https://other.example", now) },
 		"expired":        func() (StateClaims, error) { return VerifyState(key, tok, "https://vault.example", now.Add(time.Hour)) },
-		"other key":      func() (StateClaims, error) { return VerifyState([]byte("another key of 32 bytes, exactly"), tok, "https://vault.example", now) },
-		"tampered":       func() (StateClaims, error) { return VerifyState(key, tok[:len(tok)-2]+"AA", "https://vault.example", now) },
+		"other key": func() (StateClaims, error) {
+			return VerifyState([]byte("another key of 32 bytes, exactly"), tok, "https://vault.example", now)
+		},
+		"tampered": func() (StateClaims, error) {
+			return VerifyState(key, tok[:len(tok)-2]+"AA", "https://vault.example", now)
+		},
 		"alg none": func() (StateClaims, error) {
 			parts := strings.Split(tok, ".")
 			return VerifyState(key, "eyJhbGciOiJub25lIn0."+parts[1]+".", "https://vault.example", now)
