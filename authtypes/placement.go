@@ -130,14 +130,14 @@ func Expand(prefix string, d Definition, s Secret) ([]Parameter, error) {
 	var vs []FieldViolation
 	for i, p := range placement {
 		v, ok := expandTemplate(p.ValueTemplate, values)
-		field := fmt.Sprintf("%s.placement[%d].value_template", prefix, i)
+		field := func() string { return fmt.Sprintf("%s.placement[%d].value_template", prefix, i) }
 		switch {
 		case !ok:
-			vs = append(vs, FieldViolation{Field: field, Description: "has a placeholder this type does not offer"})
+			vs = append(vs, FieldViolation{Field: field(), Description: "has a placeholder this type does not offer"})
 		case strings.ContainsAny(v, "\r\n\x00"):
-			vs = append(vs, FieldViolation{Field: field, Description: "expands to a value containing CR, LF or NUL (check the secret)"})
+			vs = append(vs, FieldViolation{Field: field(), Description: "expands to a value containing CR, LF or NUL (check the secret)"})
 		case p.Location == LocationHeader && !httpguts.ValidHeaderFieldValue(v):
-			vs = append(vs, FieldViolation{Field: field, Description: "expands to an invalid HTTP header value (check the secret)"})
+			vs = append(vs, FieldViolation{Field: field(), Description: "expands to an invalid HTTP header value (check the secret)"})
 		}
 		out[i] = Parameter{Location: p.Location, Name: p.Name, Value: v}
 	}

@@ -81,8 +81,10 @@ func (c *Credential) Definition() authtypes.Definition {
 	return authtypes.Definition{Type: c.Type, Placement: c.Placement, OAuth2: c.OAuth2}
 }
 
-// clone returns a deep copy, so a caller can change it without touching a
+// Clone returns a deep copy, so a caller can change it without touching a
 // record another goroutine holds.
+func (c *Credential) Clone() *Credential { return c.clone() }
+
 func (c *Credential) clone() *Credential {
 	out := *c
 	out.Labels = cloneMap(c.Labels)

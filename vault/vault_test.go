@@ -41,7 +41,9 @@ type env struct {
 	app   *vault.Caller // a resolver named in every credential apiKey makes
 }
 
-func newEnv(t *testing.T, cfg vault.Config) *env {
+func newEnvB(b *testing.B) *env { return newEnv(b, vault.Config{}) }
+
+func newEnv(t testing.TB, cfg vault.Config) *env {
 	t.Helper()
 	s, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), time.Second)
 	if err != nil {

@@ -40,8 +40,14 @@ const FileName = "credvault.db"
 
 // Store is a vault.Store on bbolt.
 type Store struct {
-	db *bolt.DB
+	db          *bolt.DB
+	credentials *decodedCache[vault.Credential]
+	callers     *decodedCache[vault.Caller]
 }
+
+// DecodedCacheSize bounds how many decoded credentials (and callers) a
+// Store keeps in memory for the hot path.
+const DecodedCacheSize = 100_000
 
 var _ vault.Store = (*Store)(nil)
 
@@ -71,7 +77,10 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db,
+		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),
+		callers:     newDecodedCache(DecodedCacheSize, func(c *vault.Caller) *vault.Caller { cp := *c; return &cp }),
+	}, nil
 }
 
 // Close closes the database; it waits for open transactions.
@@ -83,14 +92,17 @@ func (s *Store) DB() *bolt.DB { return s.db }
 
 // GetCredential implements vault.Store.
 func (s *Store) GetCredential(_ context.Context, name string) (*vault.Credential, error) {
-	var c vault.Credential
+	var c *vault.Credential
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketCredentials), name, &c)
+		raw := tx.Bucket(bucketCredentials).Get([]byte(name))
+		if raw == nil {
+			return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
+		}
+		var err error
+		c, err = s.credentials.get(name, raw, func(b []byte, v *vault.Credential) error { return decode([]byte(name), b, v) })
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return c, err
 }
 
 // ListCredentials implements vault.Store.
@@ -185,20 +197,24 @@ func (s *Store) GetCaller(_ context.Context, name string) (*vault.Caller, error)
 	return &c, nil
 }
 
-// CallerByTokenHash implements vault.Store.
+// CallerByTokenHash implements vault.Store. Every authenticated call makes
+// it, so it uses the decoded cache.
 func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller, error) {
-	var c vault.Caller
+	var c *vault.Caller
 	err := s.db.View(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bucketTokenIndex).Get(hash)
 		if name == nil {
 			return fmt.Errorf("token: %w", vault.ErrNotFound)
 		}
-		return getJSON(tx.Bucket(bucketCallers), string(name), &c)
+		raw := tx.Bucket(bucketCallers).Get(name)
+		if raw == nil {
+			return fmt.Errorf("token: %w", vault.ErrNotFound)
+		}
+		var err error
+		c, err = s.callers.get(string(name), raw, func(b []byte, v *vault.Caller) error { return decode(name, b, v) })
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return c, err
 }
 
 // CallerByMTLSIdentity implements vault.Store.
