@@ -23,3 +23,12 @@ func (apiKeyKind) validateSecret(prefix string, s Secret, _ Definition) []FieldV
 func (apiKeyKind) values(s Secret) map[string]string {
 	return map[string]string{"api_key": s.APIKey.Key}
 }
+
+func (apiKeyKind) fields(s Secret) []string { return []string{s.APIKey.Key} }
+
+func (apiKeyKind) fromFields(f []string) (Secret, bool) {
+	if len(f) != 1 {
+		return Secret{}, false
+	}
+	return Secret{APIKey: &APIKeySecret{Key: f[0]}}, true
+}

@@ -156,6 +156,9 @@ type kind interface {
 	validateSecret(prefix string, s Secret, d Definition) []FieldViolation
 	// values returns the placeholder values of a secret.
 	values(s Secret) map[string]string
+	// fields and fromFields are the secret's stored form (see codec.go).
+	fields(s Secret) []string
+	fromFields(f []string) (Secret, bool)
 }
 
 var kinds = map[Type]kind{

@@ -41,3 +41,12 @@ func (basicKind) values(s Secret) map[string]string {
 		"basic":    base64.StdEncoding.EncodeToString([]byte(b.Username + ":" + b.Password)),
 	}
 }
+
+func (basicKind) fields(s Secret) []string { return []string{s.Basic.Username, s.Basic.Password} }
+
+func (basicKind) fromFields(f []string) (Secret, bool) {
+	if len(f) != 2 {
+		return Secret{}, false
+	}
+	return Secret{Basic: &BasicSecret{Username: f[0], Password: f[1]}}, true
+}

@@ -23,3 +23,12 @@ func (bearerKind) validateSecret(prefix string, s Secret, _ Definition) []FieldV
 func (bearerKind) values(s Secret) map[string]string {
 	return map[string]string{"token": s.Bearer.Token}
 }
+
+func (bearerKind) fields(s Secret) []string { return []string{s.Bearer.Token} }
+
+func (bearerKind) fromFields(f []string) (Secret, bool) {
+	if len(f) != 1 {
+		return Secret{}, false
+	}
+	return Secret{Bearer: &BearerSecret{Token: f[0]}}, true
+}

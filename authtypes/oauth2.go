@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,6 +147,32 @@ func ValidateOAuth2Secret(prefix string, c *OAuth2Config, o *OAuth2Secret) []Fie
 
 func (oauth2Kind) values(s Secret) map[string]string {
 	return map[string]string{"token": s.OAuth2.AccessToken}
+}
+
+// fields stores the client secret and tokens; the expiry as Unix
+// nanoseconds in decimal ("" when unset). The sign-in token is never stored.
+func (oauth2Kind) fields(s Secret) []string {
+	o := s.OAuth2
+	exp := ""
+	if !o.Expiry.IsZero() {
+		exp = strconv.FormatInt(o.Expiry.UnixNano(), 10)
+	}
+	return []string{o.ClientSecret, o.AccessToken, o.RefreshToken, exp}
+}
+
+func (oauth2Kind) fromFields(f []string) (Secret, bool) {
+	if len(f) != 4 {
+		return Secret{}, false
+	}
+	o := &OAuth2Secret{ClientSecret: f[0], AccessToken: f[1], RefreshToken: f[2]}
+	if f[3] != "" {
+		n, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return Secret{}, false
+		}
+		o.Expiry = time.Unix(0, n).UTC()
+	}
+	return Secret{OAuth2: o}, true
 }
 
 // validateOAuth2Config checks the OAuth 2.0 configuration.

@@ -21,3 +21,12 @@ func (genericKind) validateSecret(prefix string, s Secret, _ Definition) []Field
 func (genericKind) values(s Secret) map[string]string {
 	return map[string]string{"secret": s.Generic.Value}
 }
+
+func (genericKind) fields(s Secret) []string { return []string{s.Generic.Value} }
+
+func (genericKind) fromFields(f []string) (Secret, bool) {
+	if len(f) != 1 {
+		return Secret{}, false
+	}
+	return Secret{Generic: &GenericSecret{Value: f[0]}}, true
+}

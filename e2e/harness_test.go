@@ -111,7 +111,14 @@ func (l *lockedBuffer) String() string {
 // extra flags and environment, and waits until it serves.
 func startDaemon(t *testing.T, dataDir string, env []string, flags ...string) *daemon {
 	t.Helper()
-	d := &daemon{dataDir: dataDir, grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &lockedBuffer{}, done: make(chan error, 1)}
+	return startDaemonAt(t, dataDir, env, freeAddr(t), flags...)
+}
+
+// startDaemonAt is startDaemon with a chosen HTTP address (the OAuth
+// callback must be known before the provider starts).
+func startDaemonAt(t *testing.T, dataDir string, env []string, httpAddr string, flags ...string) *daemon {
+	t.Helper()
+	d := &daemon{dataDir: dataDir, grpcAddr: freeAddr(t), httpAddr: httpAddr, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr}, flags...)
 	d.cmd = exec.Command(builtBinary(t, "credvaultd"), args...)
 	d.cmd.Env = append(os.Environ(), env...)

@@ -42,13 +42,28 @@ func payloadLogger(log *slog.Logger) logging.Logger {
 }
 
 // loggingOptions logs each finished call; with payloads, the redacted
-// request and response too.
+// request and response too. A successful call is logged at debug level:
+// the audit log already records every call durably, and an info line per
+// resolve would cost more than the resolve. Failures are logged at info
+// (client errors) or above (server errors).
 func loggingOptions(payloads bool) []logging.Option {
 	events := []logging.LoggableEvent{logging.FinishCall}
 	if payloads {
 		events = append(events, logging.PayloadReceived, logging.PayloadSent)
 	}
-	return []logging.Option{logging.WithLogOnEvents(events...)}
+	return []logging.Option{logging.WithLogOnEvents(events...), logging.WithLevels(callLevel)}
+}
+
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK:
+		return logging.LevelDebug
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return logging.LevelError
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return logging.LevelWarn
+	}
+	return logging.LevelInfo
 }
 
 // recoverPanic turns a handler panic into INTERNAL with a fixed message.

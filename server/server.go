@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -82,6 +83,10 @@ func New(cfg Config) *Server {
 	}
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxRecv),
+		// Reused workers keep their grown stacks (a fresh goroutine per call
+		// spends more time growing its stack than the resolve takes); calls
+		// waiting for an audit group commit hold one each, hence many.
+		grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(unary...),
 		// Streams are only reflection's; they need no caller but must not
 		// panic the process.

@@ -104,3 +104,11 @@ type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
+
+// BulkStore is implemented by stores that can write many new credentials in
+// few transactions (the offline loader of benchmarks and bulk imports).
+type BulkStore interface {
+	// PutCredentialsBulk creates every credential (none may exist) and
+	// appends ev, all in one transaction.
+	PutCredentialsBulk(ctx context.Context, cs []*Credential, ev *auditlog.Event) error
+}

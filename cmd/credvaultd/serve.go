@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	insecure                               bool
 	logLevel, logFormat                    string
 	logPayloads                            bool
+	pprof                                  bool
 	auditFile                              string
 	rateLimit                              float64
 	rateBurst                              int
@@ -71,6 +73,8 @@ Logging:
   --log-level LEVEL       debug | info | warn | error (default info)
   --log-format FORMAT     json | text (default json)
   --log-payloads          log every request and response, secrets redacted
+  --pprof                 serve Go profiles at /debug/pprof/ on the HTTP side
+                          (loopback only; for performance work)
 Audit:
   --audit-file FILE       also append every audit event as a JSON line to FILE
                           (for SIEM shipping; the chain in the database is the
@@ -95,6 +99,7 @@ Shutdown:
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "")
 	fs.BoolVar(&cfg.logPayloads, "log-payloads", false, "")
+	fs.BoolVar(&cfg.pprof, "pprof", false, "")
 	fs.StringVar(&cfg.auditFile, "audit-file", "", "")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "")
@@ -173,7 +178,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := server.New(server.Config{Vault: v, Logger: log, PublicURL: publicURL, LogPayloads: cfg.logPayloads,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, GRPCOptions: grpcOpts})
 
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf}
+	handler := srv.HTTPHandler()
+	if cfg.pprof {
+		if !isLoopback(cfg.httpAddr) {
+			return errors.New("--pprof is allowed only with a loopback --http-addr")
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		handler = mux
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf}
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.GRPC().Serve(grpcLis) }()

@@ -26,6 +26,7 @@ func seqKey(seq int64) []byte {
 // transaction itself, never kept outside it.
 func appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 	b := tx.Bucket(bucketAudit)
+	b.FillPercent = 1.0 // append-only, in key order: fill pages completely
 	var prev *auditlog.Event
 	if k, v := b.Cursor().Last(); k != nil {
 		p, err := auditlog.Unmarshal(v)

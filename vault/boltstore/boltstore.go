@@ -54,7 +54,10 @@ var _ vault.Store = (*Store)(nil)
 // Open opens (or creates) the database at path with mode 0600. It waits at
 // most timeout for the file lock held by another process.
 func Open(path string, timeout time.Duration) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	// The freelist is not synced on each commit (bbolt rebuilds it by
+	// scanning on open): every commit, including each audit group commit,
+	// writes fewer pages. Durability of the data is unchanged.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -408,4 +411,29 @@ func (s *Store) TakeSession(_ context.Context, id string, ev *auditlog.Event) (*
 		return nil, err
 	}
 	return &a, nil
+}
+
+// PutCredentialsBulk implements vault.BulkStore.
+func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev *auditlog.Event) error {
+	vals := make([][]byte, len(cs))
+	for i, c := range cs {
+		v, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("encoding %s: %w", c.Name, err)
+		}
+		vals[i] = v
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCredentials)
+		b.FillPercent = 0.9 // names arrive mostly in order
+		for i, c := range cs {
+			if b.Get([]byte(c.Name)) != nil {
+				return fmt.Errorf("%s: %w", c.Name, vault.ErrAlreadyExists)
+			}
+			if err := b.Put([]byte(c.Name), vals[i]); err != nil {
+				return err
+			}
+		}
+		return appendAudit(tx, ev)
+	})
 }

@@ -243,8 +243,20 @@ func errf(typ, format string, args ...any) *kmsError {
 	return &kmsError{typ: typ, msg: fmt.Sprintf(format, args...)}
 }
 
+// StatsPath answers GET with the call counts by operation (JSON), for
+// benchmarks that count KMS calls of a fake running as a process.
+const StatsPath = "/_fake/stats"
+
 // ServeHTTP implements the KMS JSON 1.1 protocol.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == StatsPath {
+		f.mu.Lock()
+		b, _ := json.Marshal(f.calls)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+		return
+	}
 	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
 	if r.Method != http.MethodPost || !ok {
 		writeErr(w, errf("UnknownOperationException", "not a KMS request"))
