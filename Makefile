@@ -32,7 +32,7 @@ $(OAUTH_NPM): e2e/oauthserver/package.json e2e/oauthserver/package-lock.json
 	cd e2e/oauthserver && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(OAUTH_NPM)
 
-tools: $(GO_TOOLS) $(BUF)
+tools: $(GO_TOOLS) $(BUF) $(OAUTH_NPM)
 
 ## generate: rebuild gen/ from proto/ with buf.
 generate: tools
