@@ -12,7 +12,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Bearer: &BearerSecret{Token: ""}},
 		{Basic: &BasicSecret{Username: "u", Password: "p\x01\xff"}},
 		{Generic: &GenericSecret{Value: string(make([]byte, 300))}},
-		{OAuth2: &OAuth2Secret{ClientSecret: "cs", AccessToken: "at", RefreshToken: "rt", Expiry: time.Unix(1800000000, 5).UTC()}},
+		{OAuth2: &OAuth2Secret{ClientSecret: "cs", AccessToken: "at", RefreshToken: "rt", Expiry: time.Unix(1800000000, 5).UTC(),
+			PreviousRefreshToken: "rt0", RotatedAt: time.Unix(1700000000, 0).UTC()}},
 		{OAuth2: &OAuth2Secret{}},
 	} {
 		b, err := s.MarshalBinary()
@@ -33,7 +34,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	if _, err := (Secret{}).MarshalBinary(); err == nil {
 		t.Error("an empty secret encodes")
 	}
-	if b, _ := (Secret{OAuth2: &OAuth2Secret{SignInToken: "never-stored"}}).MarshalBinary(); string(b) != string([]byte{codecV1, byte(TypeOAuth2), 4, 0, 0, 0, 0}) {
+	if b, _ := (Secret{OAuth2: &OAuth2Secret{SignInToken: "never-stored"}}).MarshalBinary(); string(b) != string([]byte{codecV1, byte(TypeOAuth2), 6, 0, 0, 0, 0, 0, 0}) {
 		t.Errorf("the sign-in token is encoded: %x", b)
 	}
 }
@@ -41,7 +42,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func FuzzSecretDecode(f *testing.F) {
 	b, _ := Secret{Basic: &BasicSecret{Username: "u", Password: "p"}}.MarshalBinary()
 	f.Add(b)
-	f.Add([]byte{codecV1, 5, 4, 0, 0, 0, 1, '1'})
+	f.Add([]byte{codecV1, 5, 6, 0, 0, 0, 1, '1', 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s Secret
 		if s.UnmarshalBinary(b) != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -105,6 +106,11 @@ type OAuth2Secret struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
 	SignInToken  string    `json:"-"`
+	// PreviousRefreshToken is the refresh token before the last rotation,
+	// kept for a short grace period: providers with a reuse leeway accept
+	// it if the rotated one was lost.
+	PreviousRefreshToken string    `json:"-"`
+	RotatedAt            time.Time `json:"-"`
 }
 
 type oauth2Kind struct{}
@@ -149,30 +155,41 @@ func (oauth2Kind) values(s Secret) map[string]string {
 	return map[string]string{"token": s.OAuth2.AccessToken}
 }
 
-// fields stores the client secret and tokens; the expiry as Unix
-// nanoseconds in decimal ("" when unset). The sign-in token is never stored.
+// fields stores the client secret, the tokens, the expiry and the grace
+// slot. The sign-in token is never stored.
 func (oauth2Kind) fields(s Secret) []string {
 	o := s.OAuth2
-	exp := ""
-	if !o.Expiry.IsZero() {
-		exp = strconv.FormatInt(o.Expiry.UnixNano(), 10)
-	}
-	return []string{o.ClientSecret, o.AccessToken, o.RefreshToken, exp}
+	return []string{o.ClientSecret, o.AccessToken, o.RefreshToken, encodeTime(o.Expiry), o.PreviousRefreshToken, encodeTime(o.RotatedAt)}
 }
 
 func (oauth2Kind) fromFields(f []string) (Secret, bool) {
-	if len(f) != 4 {
+	if len(f) != 6 {
 		return Secret{}, false
 	}
-	o := &OAuth2Secret{ClientSecret: f[0], AccessToken: f[1], RefreshToken: f[2]}
-	if f[3] != "" {
-		n, err := strconv.ParseInt(f[3], 10, 64)
-		if err != nil {
-			return Secret{}, false
-		}
-		o.Expiry = time.Unix(0, n).UTC()
+	o := &OAuth2Secret{ClientSecret: f[0], AccessToken: f[1], RefreshToken: f[2], PreviousRefreshToken: f[4]}
+	var ok1, ok2 bool
+	o.Expiry, ok1 = decodeTime(f[3])
+	o.RotatedAt, ok2 = decodeTime(f[5])
+	return Secret{OAuth2: o}, ok1 && ok2
+}
+
+// encodeTime is Unix nanoseconds in decimal, "" for the zero time.
+func encodeTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	return Secret{OAuth2: o}, true
+	return strconv.FormatInt(t.UnixNano(), 10)
+}
+
+func decodeTime(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, true
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n).UTC(), true
 }
 
 // validateOAuth2Config checks the OAuth 2.0 configuration.
@@ -279,10 +296,30 @@ type Token struct {
 	Lifetime time.Duration
 }
 
+// Failure says what a failed token request means for the credential. Each
+// maps to its own ErrorInfo reason in the API.
+type Failure int
+
+const (
+	// FailureTransient may pass: a network error, a timeout, 429 or 5xx.
+	FailureTransient Failure = iota
+	// FailureReauthorize means the grant is gone (invalid_grant, or no
+	// refresh token): a human must authorize again.
+	FailureReauthorize
+	// FailureClient means the client itself was refused (invalid_client,
+	// unauthorized_client, ...): fix the client id or secret; the grant
+	// may still be fine.
+	FailureClient
+	// FailureMalformed means the provider answered something that is not a
+	// token response.
+	FailureMalformed
+)
+
 // ProtocolError is an RFC 6749 section 5.2 error from a token or
-// revocation endpoint. It keeps the error code and description only,
-// never the raw response body (which x/oauth2's RetrieveError.Error()
-// prints, and which may echo what was sent).
+// revocation endpoint (also when a provider sends it in an HTTP 200 body,
+// as GitHub does). It keeps the error code and description only, never the
+// raw response body (which x/oauth2's RetrieveError.Error() prints, and
+// which may echo what was sent).
 type ProtocolError struct {
 	Code        string
 	Description string
@@ -297,12 +334,40 @@ func (e *ProtocolError) Error() string {
 	return msg
 }
 
-// Permanent reports whether retrying cannot help (a 4xx: the grant or the
-// client is refused and a human must act), as opposed to a 5xx or a
-// network failure.
-func (e *ProtocolError) Permanent() bool {
-	return e.HTTPStatus >= 400 && e.HTTPStatus < 500
+// reauthorizeCodes mean the grant (refresh token, code) is dead. GitHub
+// spells invalid_grant its own ways.
+var reauthorizeCodes = map[string]bool{"invalid_grant": true, "bad_refresh_token": true, "bad_verification_code": true,
+	"expired_token": true, "no_refresh_token": true}
+
+// Failure classifies the error.
+func (e *ProtocolError) Failure() Failure {
+	switch {
+	case reauthorizeCodes[e.Code]:
+		return FailureReauthorize
+	case e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 || e.Code == "temporarily_unavailable" || e.Code == "server_error" || e.Code == "slow_down":
+		return FailureTransient
+	}
+	return FailureClient
 }
+
+// Permanent reports whether retrying cannot help.
+func (e *ProtocolError) Permanent() bool { return e.Failure() != FailureTransient }
+
+// Classify says what err, from an Exchanger, means for the credential.
+func Classify(err error) Failure {
+	var pe *ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Failure()
+	case errors.Is(err, ErrMalformedResponse):
+		return FailureMalformed
+	}
+	return FailureTransient
+}
+
+// ErrMalformedResponse means a token endpoint answered 2xx with something
+// that is not a token response (no access_token, not JSON or form).
+var ErrMalformedResponse = errors.New("malformed token response")
 
 // ErrTokenEndpoint wraps failures that may pass: network errors, timeouts,
 // 5xx responses, unparseable answers.
@@ -347,10 +412,14 @@ var defaultHTTPClient = &http.Client{Timeout: 10 * time.Second}
 // auto-detection retries on any error, which would send a rotating
 // refresh token twice.)
 func (x *Exchanger) do(ctx context.Context, c *OAuth2Config, attempts int, ambiguousSafe bool, fn func(context.Context, oauth2.AuthStyle) (*oauth2.Token, error)) (*Token, error) {
-	backoff := func(n int) time.Duration { return 100 * time.Millisecond << (2 * (n - 1)) }
+	backoff := func(n int) time.Duration {
+		d := 100 * time.Millisecond << (2 * (n - 1))
+		return d/2 + time.Duration(rand.Int64N(int64(d))) // jitter: 50%-150%
+	}
 	if x.Backoff != nil {
 		backoff = x.Backoff
 	}
+	var wait time.Duration
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, x.client())
 	style, detecting := x.style(c)
 	var last error
@@ -359,7 +428,7 @@ func (x *Exchanger) do(ctx context.Context, c *OAuth2Config, attempts int, ambig
 			select {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("%w: %w", ErrTokenEndpoint, ctx.Err())
-			case <-time.After(backoff(n - 1)):
+			case <-time.After(max(wait, backoff(n-1))):
 			}
 		}
 		t, err := fn(ctx, style)
@@ -368,11 +437,11 @@ func (x *Exchanger) do(ctx context.Context, c *OAuth2Config, attempts int, ambig
 				x.styles.Store(c.TokenURL, style)
 			}
 			if t.AccessToken == "" {
-				return nil, fmt.Errorf("%w: the response has no access_token", ErrTokenEndpoint)
+				return nil, fmt.Errorf("%w: the response has no access_token", ErrMalformedResponse)
 			}
 			return &Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Lifetime: lifetime(t)}, nil
 		}
-		last = classify(err)
+		last, wait = classify(err), retryAfter(err)
 		var pe *ProtocolError
 		if errors.As(last, &pe) {
 			if detecting && style == oauth2.AuthStyleInHeader && pe.Code == "invalid_client" {
@@ -383,7 +452,7 @@ func (x *Exchanger) do(ctx context.Context, c *OAuth2Config, attempts int, ambig
 				return nil, last
 			}
 		}
-		if !ambiguousSafe && !retryable(err) {
+		if errors.Is(last, ErrMalformedResponse) || !ambiguousSafe && !retryable(err) {
 			return nil, last
 		}
 	}
@@ -422,7 +491,7 @@ func (x *Exchanger) style(c *OAuth2Config) (oauth2.AuthStyle, bool) {
 func retryable(err error) bool {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		return re.Response != nil && re.Response.StatusCode >= 500
+		return re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests)
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
@@ -436,7 +505,8 @@ func (x *Exchanger) attempts() int {
 }
 
 // classify turns an x/oauth2 error into a ProtocolError (by type, never by
-// string) or a wrapped ErrTokenEndpoint. Neither keeps the response body.
+// string), ErrMalformedResponse, or a wrapped ErrTokenEndpoint. None keeps
+// the response body.
 func classify(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -444,17 +514,44 @@ func classify(err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		if re.ErrorCode != "" && status < 500 {
-			return &ProtocolError{Code: re.ErrorCode, Description: re.ErrorDescription, HTTPStatus: max(status, 400)}
+		switch {
+		case re.ErrorCode != "":
+			return &ProtocolError{Code: re.ErrorCode, Description: re.ErrorDescription, HTTPStatus: status}
+		case status == http.StatusTooManyRequests || status >= 500:
+			return &ProtocolError{Code: "temporarily_unavailable", Description: fmt.Sprintf("HTTP %d", status), HTTPStatus: status}
+		case status >= 200 && status < 300:
+			return fmt.Errorf("%w: HTTP %d", ErrMalformedResponse, status)
 		}
-		return fmt.Errorf("%w: HTTP %d", ErrTokenEndpoint, status)
+		return &ProtocolError{Code: "http_" + strconv.Itoa(status), HTTPStatus: status}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%w: %s %s: %v", ErrTokenEndpoint, ue.Op, redactURL(ue.URL), ue.Err)
 	}
-	return fmt.Errorf("%w: %v", ErrTokenEndpoint, err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrTokenEndpoint, err)
+	}
+	// x/oauth2's own errors: "server response missing access_token",
+	// unparseable bodies.
+	return fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 }
+
+// retryAfter is the wait a 429 or 503 asked for (RFC 9110 section 10.2.3,
+// seconds form), capped.
+func retryAfter(err error) time.Duration {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		return 0
+	}
+	secs, perr := strconv.Atoi(strings.TrimSpace(re.Response.Header.Get("Retry-After")))
+	if perr != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryAfter)
+}
+
+// maxRetryAfter caps how long a Retry-After may hold a request.
+const maxRetryAfter = 10 * time.Second
 
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
@@ -583,7 +680,7 @@ func (x *Exchanger) Revoke(ctx context.Context, c *OAuth2Config, s *OAuth2Secret
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" && resp.StatusCode < 500 {
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		return &ProtocolError{Code: e.Error, Description: e.Description, HTTPStatus: resp.StatusCode}
 	}
 	return fmt.Errorf("%w: revocation answered HTTP %d", ErrTokenEndpoint, resp.StatusCode)

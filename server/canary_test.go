@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -152,5 +153,61 @@ func TestCanarySecretsNeverLeak(t *testing.T) {
 	}
 	if len(resolved) != len(canaryCases()) {
 		t.Errorf("resolved %d credentials, want %d", len(resolved), len(canaryCases()))
+	}
+}
+
+// TestCallerTokensShownOnce: a caller token appears in the CreateCaller and
+// RotateCallerToken responses only: never in Get/List, the logs, the audit
+// events, or the bbolt file.
+func TestCallerTokensShownOnce(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.admin()
+	callers := credvaultv1.NewCallerServiceClient(e.conn)
+	created, err := callers.CreateCaller(ctx, &credvaultv1.CreateCallerRequest{CallerId: "svc",
+		Caller: &credvaultv1.Caller{Roles: []credvaultv1.Role{credvaultv1.Role_ROLE_RESOLVER, credvaultv1.Role_ROLE_AUDITOR}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := callers.RotateCallerToken(ctx, &credvaultv1.RotateCallerTokenRequest{Name: "callers/svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{created.GetToken(), rotated.GetToken(), e.adminToken, e.resolverToken}
+	if created.GetToken() == rotated.GetToken() || !strings.HasPrefix(rotated.GetToken(), "cvt_") {
+		t.Fatalf("tokens %q and %q", created.GetToken(), rotated.GetToken())
+	}
+	// The old token stopped working at once; the new one works.
+	if _, err := e.resolver.ResolveCredential(as(created.GetToken()), &credvaultv1.ResolveCredentialRequest{Name: "credentials/x"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("old token after rotation = %v, want Unauthenticated", err)
+	}
+	audit := credvaultv1.NewAuditServiceClient(e.conn)
+	events, err := audit.ListAuditEvents(as(rotated.GetToken()), &credvaultv1.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, m := range []proto.Message{events} {
+		b, _ := protojson.Marshal(m)
+		seen = append(seen, string(b))
+	}
+	got, _ := callers.GetCaller(ctx, &credvaultv1.GetCallerRequest{Name: "callers/svc"})
+	list, _ := callers.ListCallers(ctx, &credvaultv1.ListCallersRequest{})
+	for _, m := range []proto.Message{got, list} {
+		b, _ := protojson.Marshal(m)
+		seen = append(seen, string(b))
+	}
+	if got.GetTokenFingerprint() == "" {
+		t.Error("GetCaller has no token fingerprint")
+	}
+	seen = append(seen, e.logs.String(), string(e.dbBytes(t)))
+	for _, tok := range tokens {
+		for _, s := range seen {
+			if strings.Contains(s, tok) || strings.Contains(s, strings.TrimPrefix(tok, "cvt_")) {
+				t.Errorf("a caller token (%.8s…) appears where it must not: %.200s", tok, s)
+			}
+		}
+	}
+	if !strings.Contains(e.logs.String(), "CreateCaller") {
+		t.Error("the payload logs do not show CreateCaller; is the capture working?")
 	}
 }

@@ -25,17 +25,20 @@ const (
 	ReasonHostNotAllowed        = "HOST_NOT_ALLOWED"
 	ReasonEtagMismatch          = "ETAG_MISMATCH"
 	ReasonCorrupt               = "STORED_DATA_CORRUPT"
+	ReasonInvalidClient         = "INVALID_CLIENT"
+	ReasonMalformedResponse     = "TOKEN_RESPONSE_MALFORMED"
 )
 
 // statusRule maps one domain error to a status. own says whether the
 // error's text is ours (names and fixed phrases, never values) and may
 // reach the caller; otherwise the caller sees msg only.
 type statusRule struct {
-	err    error
-	code   codes.Code
-	reason string
-	msg    string
-	own    bool
+	err      error
+	code     codes.Code
+	reason   string
+	msg      string
+	own      bool
+	metadata map[string]string
 }
 
 // statusRules is the one table from domain errors to gRPC status, in the
@@ -49,8 +52,12 @@ var statusRules = []statusRule{
 	{err: vault.ErrNotFound, code: codes.NotFound, own: true},
 	{err: vault.ErrAlreadyExists, code: codes.AlreadyExists, own: true},
 	{err: vault.ErrEtagMismatch, code: codes.Aborted, reason: ReasonEtagMismatch, own: true},
-	{err: vault.ErrAuthorizationRequired, code: codes.FailedPrecondition, reason: ReasonAuthorizationRequired, own: true},
+	{err: vault.ErrAuthorizationRequired, code: codes.FailedPrecondition, reason: ReasonAuthorizationRequired, own: true,
+		metadata: map[string]string{"recovery": "authorize again: credvault.v1.AuthorizationService/StartAuthorization, or RotateCredentialSecret with new tokens"}},
 	{err: vault.ErrRefreshFailed, code: codes.Unavailable, reason: ReasonRefreshFailed, own: true},
+	{err: vault.ErrClientRejected, code: codes.FailedPrecondition, reason: ReasonInvalidClient, own: true,
+		metadata: map[string]string{"recovery": "the provider refused the client id or secret: fix them with RotateCredentialSecret or UpdateCredential"}},
+	{err: vault.ErrTokenResponseMalformed, code: codes.Unavailable, reason: ReasonMalformedResponse, own: true},
 	{err: vault.ErrKeyUnavailable, code: codes.Unavailable, reason: ReasonKMSUnavailable, msg: "the key provider is unavailable; retry later"},
 	{err: vault.ErrKeyRejected, code: codes.FailedPrecondition, reason: ReasonKeyRejected, msg: "the key provider refused the data key (disabled, deleted or wrong key)"},
 	{err: vault.ErrCorrupt, code: codes.Internal, reason: ReasonCorrupt, msg: "stored data failed to decode or authenticate"},
@@ -82,7 +89,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		}
 		st := status.New(r.code, msg)
 		if r.reason != "" {
-			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.reason, Domain: ErrorDomain}); derr == nil {
+			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.reason, Domain: ErrorDomain, Metadata: r.metadata}); derr == nil {
 				st = d
 			}
 		}

@@ -88,7 +88,7 @@ func (v *Vault) StartAuthorization(ctx context.Context, name, callbackURL, redir
 	if c.Secret.TokenStatus != TokenStatusActive {
 		_, _ = v.storeTokens(ctx, name, c.Secret.Version, nil, func(st *SecretState) {
 			st.TokenStatus = TokenStatusPendingAuthorization
-		}, "oauth/authorization_started", auditlog.OutcomeSuccess, nil)
+		}, 0, "oauth/authorization_started", auditlog.OutcomeSuccess, nil)
 	}
 	return &Authorization{URL: c.OAuth2.AuthCodeURL(state, verifier, redirectURI), State: state, ExpireTime: s.ExpireTime}, nil
 }
@@ -155,6 +155,6 @@ func (v *Vault) FinishAuthorization(ctx context.Context, callbackURL, state, cod
 		st.TokenStatus, st.LastError = TokenStatusActive, ""
 		st.LastRefreshTime, st.AccessTokenExpiry = now, next.Expiry
 		st.HasRefreshToken = next.RefreshToken != ""
-	}, "oauth/authorized", auditlog.OutcomeSuccess, nil)
+	}, 0, "oauth/authorized", auditlog.OutcomeSuccess, nil)
 	return s.Credential, err
 }

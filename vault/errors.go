@@ -47,3 +47,12 @@ var (
 // resource does not exist: the two are not told apart, so that a caller
 // cannot learn which credentials exist.
 var ErrPermissionDenied = errors.New("permission denied")
+
+// ErrClientRejected means the provider refused the OAuth client itself
+// (invalid_client, unauthorized_client...): the client id or secret is
+// wrong. Re-authorizing does not help; rotating the client secret does.
+var ErrClientRejected = errors.New("oauth client rejected by the provider")
+
+// ErrTokenResponseMalformed means the provider answered something that is
+// not a token response.
+var ErrTokenResponseMalformed = errors.New("malformed token response")

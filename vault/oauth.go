@@ -33,6 +33,13 @@ type OAuthConfig struct {
 	ForceRefreshInterval time.Duration
 	// FlightTimeout bounds one refresh, whoever waits for it (default 30s).
 	FlightTimeout time.Duration
+	// RefreshGrace is how long the refresh token before a rotation is kept
+	// and tried if the current one is refused (default 2m).
+	RefreshGrace time.Duration
+	// AfterTokenResponse, when set, runs after a token endpoint answered
+	// and before the result is committed; an error abandons the refresh as
+	// if the process had died there. A fault-injection hook for tests.
+	AfterTokenResponse func(credential string) error
 }
 
 func (c *OAuthConfig) withDefaults() OAuthConfig {
@@ -54,6 +61,9 @@ func (c *OAuthConfig) withDefaults() OAuthConfig {
 	}
 	if out.FlightTimeout <= 0 {
 		out.FlightTimeout = 30 * time.Second
+	}
+	if out.RefreshGrace <= 0 {
+		out.RefreshGrace = 2 * time.Minute
 	}
 	return out
 }
@@ -144,28 +154,53 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 		return &flightResult{secret: secret, until: v.cacheUntil(c, o, now)}, nil
 	}
 	var tok *authtypes.Token
+	gen := c.Secret.RefreshGeneration
 	switch {
 	case o.RefreshToken != "":
+		// Crash-safe refresh: first make "a refresh is in flight" durable, so
+		// that a vault that dies after the provider rotated the refresh token
+		// but before the commit finds out on start-up.
+		gen++
+		if _, err := v.storeTokens(ctx, name, c.Secret.Version, nil, func(st *SecretState) {
+			st.RefreshPending, st.RefreshGeneration = true, gen
+		}, 0, "", "", nil); err != nil {
+			return nil, err
+		}
 		tok, err = v.oauth.Exchanger.Refresh(ctx, c.OAuth2, o)
+		if authtypes.Classify(err) == authtypes.FailureReauthorize && o.PreviousRefreshToken != "" && now.Sub(o.RotatedAt) < v.oauth.RefreshGrace {
+			// The current refresh token is refused; within the grace period
+			// the one before it may still be accepted.
+			prev := *o
+			prev.RefreshToken = o.PreviousRefreshToken
+			tok, err = v.oauth.Exchanger.Refresh(ctx, c.OAuth2, &prev)
+		}
 	case c.OAuth2.GrantType == authtypes.GrantClientCredentials:
 		tok, err = v.oauth.Exchanger.ClientCredentials(ctx, c.OAuth2, o)
 	default:
 		err = &authtypes.ProtocolError{Code: "no_refresh_token", Description: "no refresh token is stored; authorize again", HTTPStatus: 400}
+	}
+	if err == nil && v.oauth.AfterTokenResponse != nil {
+		if herr := v.oauth.AfterTokenResponse(name); herr != nil {
+			return nil, fmt.Errorf("%s: refresh abandoned: %w", name, herr)
+		}
 	}
 	if err != nil {
 		return v.refreshFailed(ctx, c, secret, err)
 	}
 	next := *o
 	next.AccessToken, next.Expiry = tok.AccessToken, v.expiry(tok, now)
-	if tok.RefreshToken != "" {
-		next.RefreshToken = tok.RefreshToken // rotated: the old one is dead now
+	if tok.RefreshToken != "" && tok.RefreshToken != o.RefreshToken {
+		// Rotated: the old one is (about to be) dead; keep it in the grace
+		// slot. A response without refresh_token keeps the stored one.
+		next.PreviousRefreshToken, next.RotatedAt = o.RefreshToken, now
+		next.RefreshToken = tok.RefreshToken
 	}
 	secret.OAuth2 = &next
 	stored, err := v.storeTokens(ctx, name, c.Secret.Version, &secret, func(st *SecretState) {
-		st.TokenStatus, st.LastError = TokenStatusActive, ""
+		st.TokenStatus, st.LastError, st.RefreshPending = TokenStatusActive, "", false
 		st.LastRefreshTime, st.AccessTokenExpiry = now, next.Expiry
 		st.HasRefreshToken = next.RefreshToken != ""
-	}, "oauth/refresh", auditlog.OutcomeSuccess, nil)
+	}, gen, "oauth/refresh", auditlog.OutcomeSuccess, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -178,26 +213,34 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 // token that has not expired yet.
 func (v *Vault) refreshFailed(ctx context.Context, c *Credential, secret authtypes.Secret, cause error) (*flightResult, error) {
 	now := v.clock.Now()
-	var pe *authtypes.ProtocolError
-	permanent := errors.As(cause, &pe) && pe.Permanent()
+	failure := authtypes.Classify(cause)
 	status, sentinel := TokenStatusRefreshFailed, ErrRefreshFailed
-	if permanent {
+	switch failure {
+	case authtypes.FailureReauthorize:
 		status, sentinel = TokenStatusAuthorizationRequired, ErrAuthorizationRequired
+	case authtypes.FailureClient:
+		sentinel = ErrClientRejected
+	case authtypes.FailureMalformed:
+		sentinel = ErrTokenResponseMalformed
 	}
 	lastErr := "token endpoint unavailable"
-	if pe != nil {
+	var pe *authtypes.ProtocolError
+	switch {
+	case errors.As(cause, &pe):
 		lastErr = pe.Error()
+	case failure == authtypes.FailureMalformed:
+		lastErr = "the token endpoint's answer is not a token response"
 	}
-	v.log.WarnContext(ctx, "oauth token request failed", "credential", c.Name, "error", lastErr, "permanent", permanent)
+	v.log.WarnContext(ctx, "oauth token request failed", "credential", c.Name, "error", lastErr, "failure", int(failure))
 	if _, err := v.storeTokens(ctx, c.Name, c.Secret.Version, nil, func(st *SecretState) {
-		st.TokenStatus, st.LastError = status, lastErr
-	}, "oauth/refresh", auditlog.OutcomeFailure, map[string]string{"error": lastErr}); err != nil {
+		st.TokenStatus, st.LastError, st.RefreshPending = status, lastErr, false
+	}, 0, "oauth/refresh", auditlog.OutcomeFailure, map[string]string{"error": lastErr}); err != nil {
 		v.log.ErrorContext(ctx, "recording a failed refresh", "credential", c.Name, "error", err.Error())
 	}
 	o := secret.OAuth2
-	if !permanent && o.AccessToken != "" && (o.Expiry.IsZero() || now.Before(o.Expiry)) {
-		// The provider is down but the token still works: serve it until it
-		// expires, and try again on a later resolve.
+	if failure != authtypes.FailureReauthorize && o.AccessToken != "" && (o.Expiry.IsZero() || now.Before(o.Expiry)) {
+		// The provider is down or refuses the client, but the access token
+		// still works: serve it until it expires, and try again later.
 		return &flightResult{secret: secret, until: minTime(o.Expiry, now.Add(v.oauth.ForceRefreshInterval))}, nil
 	}
 	return nil, fmt.Errorf("%s: %s: %w", c.Name, lastErr, sentinel)
@@ -215,8 +258,13 @@ func minTime(a, b time.Time) time.Time {
 // in one transaction, before anyone is given the new token. A nil secret
 // changes the status only. If an admin rotated the secret meanwhile, the
 // tokens belong to a secret that no longer exists and are dropped.
+//
+// gen, when not zero, is the refresh generation the result belongs to: if
+// the stored generation moved on, another refresh owns the credential now
+// and this result is dropped (compare-and-swap). An empty method writes no
+// audit event (the refresh-pending marker).
 func (v *Vault) storeTokens(ctx context.Context, name string, version int64, secret *authtypes.Secret, status func(*SecretState),
-	method string, outcome auditlog.Outcome, details map[string]string) (*Credential, error) {
+	gen int64, method string, outcome auditlog.Outcome, details map[string]string) (*Credential, error) {
 	for attempt := 0; ; attempt++ {
 		cur, err := v.store.GetCredential(ctx, name)
 		if err != nil {
@@ -224,6 +272,9 @@ func (v *Vault) storeTokens(ctx context.Context, name string, version int64, sec
 		}
 		if cur.Secret.Version != version {
 			return nil, fmt.Errorf("%s: the secret was rotated during a token request: %w", name, ErrRefreshFailed)
+		}
+		if gen != 0 && cur.Secret.RefreshGeneration != gen {
+			return nil, fmt.Errorf("%s: another refresh superseded this one: %w", name, ErrRefreshFailed)
 		}
 		next := cur.clone()
 		if secret != nil {
@@ -235,13 +286,16 @@ func (v *Vault) storeTokens(ctx context.Context, name string, version int64, sec
 		}
 		status(&next.Secret)
 		next.Revision = cur.Revision + 1
-		d := map[string]string{"secret_version": strconv.FormatInt(version, 10)}
-		for k, val := range details {
-			d[k] = val
-		}
-		ev := &auditlog.Event{Time: v.clock.Now(), Caller: "credvaultd", Method: method, Resource: name, Outcome: outcome, Details: d}
-		if a := CallAuditFrom(ctx); a != nil {
-			ev.RequestID = a.RequestID
+		var ev *auditlog.Event
+		if method != "" {
+			d := map[string]string{"secret_version": strconv.FormatInt(version, 10)}
+			for k, val := range details {
+				d[k] = val
+			}
+			ev = &auditlog.Event{Time: v.clock.Now(), Caller: "credvaultd", Method: method, Resource: name, Outcome: outcome, Details: d}
+			if a := CallAuditFrom(ctx); a != nil {
+				ev.RequestID = a.RequestID
+			}
 		}
 		err = v.store.PutCredential(ctx, next, Condition{Revision: cur.Revision}, ev)
 		if errors.Is(err, ErrEtagMismatch) && attempt < maxWriteAttempts {
@@ -250,7 +304,7 @@ func (v *Vault) storeTokens(ctx context.Context, name string, version int64, sec
 		if err != nil {
 			return nil, err
 		}
-		if v.audit.sink != nil {
+		if v.audit.sink != nil && ev != nil {
 			v.audit.sink(ev)
 		}
 		if secret != nil {
@@ -283,4 +337,43 @@ func (v *Vault) redeemSignInToken(ctx context.Context, c *Credential, secret *au
 		o.RefreshToken = tok.RefreshToken
 	}
 	return nil
+}
+
+// RecoverPendingRefreshes finds OAuth 2.0 credentials whose last refresh
+// was cut off (the vault stopped between asking the provider and
+// committing the answer) and retries each once. If the provider consumed
+// the stored refresh token, the retry gets invalid_grant and the credential
+// becomes AUTHORIZATION_REQUIRED with a last_error that says so. It returns
+// how many it retried.
+func (v *Vault) RecoverPendingRefreshes(ctx context.Context) (int, error) {
+	var pending []string
+	for after := ""; ; {
+		batch, err := v.store.ListCredentials(ctx, after, 1000)
+		if err != nil {
+			return 0, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, c := range batch {
+			if c.Secret.RefreshPending {
+				pending = append(pending, c.Name)
+			}
+		}
+		after = batch[len(batch)-1].Name
+	}
+	for _, name := range pending {
+		_, err := v.refreshFlight(ctx, name, true)
+		if errors.Is(err, ErrAuthorizationRequired) {
+			c, gerr := v.store.GetCredential(ctx, name)
+			if gerr == nil {
+				_, _ = v.storeTokens(ctx, name, c.Secret.Version, nil, func(st *SecretState) {
+					st.LastError = "the vault stopped during a refresh and the provider no longer accepts the stored refresh token " +
+						"(it was rotated and the new one was never received): authorize again (" + st.LastError + ")"
+				}, 0, "oauth/refresh_recovery", auditlog.OutcomeFailure, nil)
+			}
+		}
+		v.log.InfoContext(ctx, "retried a refresh cut off by a stop", "credential", name, "ok", err == nil)
+	}
+	return len(pending), nil
 }

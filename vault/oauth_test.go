@@ -30,6 +30,7 @@ type fakeProvider struct {
 	expiresIn int // 0: omit expires_in
 	status    int // when not 0, answer this status with error "temporarily_unavailable"
 	delay     time.Duration
+	body      string // when not "", answer 200 with this body
 }
 
 func newFakeProvider(t *testing.T) *fakeProvider {
@@ -41,11 +42,15 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		}
 		p.requests.Add(1)
 		p.mu.Lock()
-		delay, status := p.delay, p.status
+		delay, status, body := p.delay, p.status, p.body
 		p.mu.Unlock()
 		time.Sleep(delay)
 		r.ParseForm()
 		w.Header().Set("Content-Type", "application/json")
+		if body != "" {
+			fmt.Fprint(w, body)
+			return
+		}
 		if status != 0 {
 			w.WriteHeader(status)
 			fmt.Fprint(w, `{"error":"temporarily_unavailable"}`)
@@ -295,5 +300,106 @@ func TestDeleteRevokesAtProvider(t *testing.T) {
 	}
 	if n := p.revokes.Load(); n != 1 {
 		t.Errorf("delete made %d revocation requests, want 1", n)
+	}
+}
+
+// TestRefreshCutOffByACrash: the provider rotated the refresh token, then
+// the vault died before committing the answer. On start-up the pending
+// refresh is retried once; the provider refuses the consumed token, and the
+// credential says plainly that it needs authorizing again.
+func TestRefreshCutOffByACrash(t *testing.T) {
+	p := newFakeProvider(t)
+	crash := &vault.OAuthConfig{Exchanger: &authtypes.Exchanger{}, AfterTokenResponse: func(string) error { return errors.New("simulated crash") }}
+	e := newEnv(t, vault.Config{OAuth: crash})
+	ctx := context.Background()
+	c := oauthCred("credentials/crash", p, authtypes.GrantRefreshToken)
+	e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{AccessToken: "old", RefreshToken: "rt-0", Expiry: e.clock.Now().Add(-time.Minute)}})
+	if _, err := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app}); err == nil {
+		t.Fatal("resolve through a crash succeeded")
+	}
+	got, _ := e.v.GetCredential(ctx, c.Name)
+	if !got.Secret.RefreshPending {
+		t.Fatal("no durable refresh-pending marker before the token request")
+	}
+	// Restart.
+	v2, err := vault.New(ctx, vault.Config{Store: e.store, Keys: e.keys, Clock: e.clock, OAuth: fastExchanger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := v2.RecoverPendingRefreshes(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("RecoverPendingRefreshes = %d, %v", n, err)
+	}
+	got, _ = v2.GetCredential(ctx, c.Name)
+	if got.Secret.RefreshPending || got.Secret.TokenStatus != vault.TokenStatusAuthorizationRequired || !strings.Contains(got.Secret.LastError, "stopped during a refresh") {
+		t.Errorf("after recovery: pending %v, status %v, last_error %q", got.Secret.RefreshPending, got.Secret.TokenStatus, got.Secret.LastError)
+	}
+	if strings.Contains(got.Secret.LastError, "rt-") {
+		t.Errorf("last_error shows a token: %q", got.Secret.LastError)
+	}
+}
+
+// TestRecoveryAfterCrashWhenProviderDidNotRotate: if the provider never got
+// (or never processed) the request, the retry simply works.
+func TestRecoveryAfterCrashBeforeTheProvider(t *testing.T) {
+	p := newFakeProvider(t)
+	e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+	ctx := context.Background()
+	c := oauthCred("credentials/early", p, authtypes.GrantRefreshToken)
+	e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{RefreshToken: "rt-0"}})
+	p.set(func(p *fakeProvider) { p.status = 503 }) // the request never succeeds
+	e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+	p.set(func(p *fakeProvider) { p.status = 0 })
+	if n, err := e.v.RecoverPendingRefreshes(ctx); err != nil || n != 0 {
+		t.Errorf("a failed refresh left a pending marker: %d, %v", n, err)
+	}
+	if r, err := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app}); err != nil || r.Parameters[0].Value != "Bearer at-1" {
+		t.Errorf("resolve after the outage = %v, %v", r, err)
+	}
+}
+
+func TestFailureTaxonomy(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		want   error
+		served bool // the still-valid access token is served
+	}{
+		{"invalid_client", "", 0, vault.ErrClientRejected, true},
+		{"error in a 200 body", `{"error":"bad_refresh_token","error_description":"The refresh token is invalid"}`, 0, vault.ErrAuthorizationRequired, false},
+		{"malformed", `<html>oops</html>`, 0, vault.ErrTokenResponseMalformed, true},
+		{"no access token", `{"token_type":"Bearer"}`, 0, vault.ErrTokenResponseMalformed, true},
+		{"429", "", http.StatusTooManyRequests, vault.ErrRefreshFailed, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newFakeProvider(t)
+			p.set(func(p *fakeProvider) { p.body, p.status = tc.body, tc.status })
+			e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+			ctx := context.Background()
+			grant := authtypes.GrantRefreshToken
+			secret := &authtypes.OAuth2Secret{AccessToken: "valid", RefreshToken: "rt-0", Expiry: e.clock.Now().Add(30 * time.Second)}
+			if tc.name == "invalid_client" {
+				grant = authtypes.GrantClientCredentials
+				secret.ClientSecret, secret.RefreshToken = "wrong", ""
+			}
+			c := oauthCred("credentials/t", p, grant)
+			c.OAuth2.AuthStyle = authtypes.AuthStyleInHeader
+			if _, err := e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: secret}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+			if tc.served {
+				if err != nil || r.Parameters[0].Value != "Bearer valid" {
+					t.Errorf("resolve = %v, %v; want the valid token served", r, err)
+				}
+				e.clock.Advance(time.Minute) // expired now
+				_, err = e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("resolve = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

@@ -49,6 +49,15 @@ type SecretState struct {
 	// LastError is an RFC 6749 error code and description, never a raw
 	// provider response.
 	LastError string `json:"last_error,omitempty"`
+	// RefreshPending is set, durably, before a refresh-token request and
+	// cleared with the commit of its result: a vault that stops in between
+	// finds it on start-up and knows the stored refresh token may have
+	// been consumed (see RecoverPendingRefreshes).
+	RefreshPending bool `json:"refresh_pending,omitempty"`
+	// RefreshGeneration counts refresh attempts; the commit of a result
+	// compares it, so a result is stored only over the state it started
+	// from.
+	RefreshGeneration int64 `json:"refresh_generation,omitempty"`
 }
 
 // TokenStatus is the state of an OAuth 2.0 credential's tokens.

@@ -38,6 +38,7 @@ type serveConfig struct {
 	logPayloads                            bool
 	pprof                                  bool
 	auditFile                              string
+	oauthSkew, oauthDefaultLifetime        time.Duration
 	rateLimit                              float64
 	rateBurst                              int
 	shutdownTimeout                        time.Duration
@@ -75,6 +76,12 @@ Logging:
   --log-payloads          log every request and response, secrets redacted
   --pprof                 serve Go profiles at /debug/pprof/ on the HTTP side
                           (loopback only; for performance work)
+OAuth 2.0:
+  --oauth-refresh-skew DUR       refresh an access token this long before it
+                                 expires, or at half its lifetime if shorter
+                                 (default 60s)
+  --oauth-default-lifetime DUR   lifetime assumed when a provider omits
+                                 expires_in (default 1h)
 Audit:
   --audit-file FILE       also append every audit event as a JSON line to FILE
                           (for SIEM shipping; the chain in the database is the
@@ -101,6 +108,8 @@ Shutdown:
 	fs.BoolVar(&cfg.logPayloads, "log-payloads", false, "")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "")
 	fs.StringVar(&cfg.auditFile, "audit-file", "", "")
+	fs.DurationVar(&cfg.oauthSkew, "oauth-refresh-skew", 60*time.Second, "")
+	fs.DurationVar(&cfg.oauthDefaultLifetime, "oauth-default-lifetime", time.Hour, "")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
@@ -145,7 +154,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeSink()
-	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink})
+	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink,
+		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime}})
 	if err != nil {
 		return err
 	}
@@ -204,6 +214,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			err = nil
 		}
 		errc <- err
+	}()
+	go func() {
+		// Refreshes cut off by the last stop are retried once, in the
+		// background: start-up does not wait for providers.
+		if n, err := v.RecoverPendingRefreshes(ctx); err != nil || n > 0 {
+			log.Info("retried refreshes cut off by the last stop", "count", n, "error", errString(err))
+		}
 	}()
 	log.Info("credvaultd serving",
 		"grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
@@ -369,4 +386,11 @@ func openAuditFile(path string, log *slog.Logger) (func(*auditlog.Event), func()
 		}
 	}
 	return sink, func() { f.Close() }, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
