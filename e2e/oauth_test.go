@@ -160,8 +160,8 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 		time.Sleep(4500 * time.Millisecond)
 		before := count(idp.stats(t), "token", "refresh_token")
 		var wg sync.WaitGroup
-		values := make(chan string, 20)
-		for range 20 {
+		values := make(chan string, 50)
+		for range 50 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -187,6 +187,19 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 		if len(seen) != 1 || seen["error"] > 0 || seen[first] > 0 {
 			t.Errorf("refresh round %d: resolves saw %v, want one new token for all", round, seen)
 		}
+	}
+
+	// A refresh token the provider does not know: AUTHORIZATION_REQUIRED,
+	// with the way back in the error details.
+	d.mustGRPC(t, admin, cs+"CreateCredential", fmt.Sprintf(`{"credential_id": "dead", "credential": {"type": "CREDENTIAL_TYPE_OAUTH2",
+		"allowed_callers": ["callers/app"], "oauth2": {"grant_type": "GRANT_TYPE_REFRESH_TOKEN", "token_url": %q, "client_id": "web-client"}},
+		"secret": {"oauth2": {"client_secret": "web-secret", "refresh_token": "never-issued"}}}`, idp.url+"/token"))
+	if _, stderr, code := d.grpcurl(t, app, resolve, `{"name": "credentials/dead"}`); code != 64+9 || !strings.Contains(stderr, "AUTHORIZATION_REQUIRED") || !strings.Contains(stderr, "StartAuthorization") {
+		t.Errorf("resolve with a dead refresh token: exit %d %s; want FailedPrecondition + AUTHORIZATION_REQUIRED", code, stderr)
+	}
+	got := d.mustGRPC(t, admin, cs+"GetCredential", `{"name": "credentials/dead"}`)
+	if st := got["secretStatus"].(map[string]any); st["tokenStatus"] != "TOKEN_STATUS_AUTHORIZATION_REQUIRED" || !strings.Contains(fmt.Sprint(st["lastError"]), "invalid_grant") {
+		t.Errorf("secret status after invalid_grant = %v", st)
 	}
 
 	// Delete revokes the refresh token at the provider (RFC 7009).
