@@ -1,6 +1,10 @@
 package vault
 
-import "context"
+import (
+	"context"
+	"encoding/binary"
+	"slices"
+)
 
 // KeyProvider wraps and unwraps the data keys that seal each secret
 // (envelope encryption). The vault never hands a secret to the provider, only
@@ -33,4 +37,23 @@ type KeyProvider interface {
 type DataKey struct {
 	Plaintext []byte
 	Wrapped   []byte
+}
+
+// ContextAAD encodes an encryption context canonically (keys sorted, each
+// key and value length-prefixed), for key providers that bind it as
+// additional data of their own AEAD.
+func ContextAAD(encCtx map[string]string) []byte {
+	keys := make([]string, 0, len(encCtx))
+	for k := range encCtx {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b []byte
+	for _, k := range keys {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
+		b = append(b, k...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(encCtx[k])))
+		b = append(b, encCtx[k]...)
+	}
+	return b
 }

@@ -110,19 +110,24 @@ func (s *Store) GetCredential(_ context.Context, name string) (*vault.Credential
 
 // ListCredentials implements vault.Store.
 func (s *Store) ListCredentials(_ context.Context, after string, limit int) ([]*vault.Credential, error) {
-	var out []*vault.Credential
-	err := s.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketCredentials).Cursor()
+	return list[vault.Credential](s.db, bucketCredentials, after, limit)
+}
+
+// list decodes up to limit records of bucket whose keys sort after after.
+func list[T any](db *bolt.DB, bucket []byte, after string, limit int) ([]*T, error) {
+	var out []*T
+	err := db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucket).Cursor()
 		k, v := cur.Seek([]byte(after))
 		if k != nil && string(k) == after {
 			k, v = cur.Next()
 		}
 		for ; k != nil && len(out) < limit; k, v = cur.Next() {
-			var c vault.Credential
-			if err := decode(k, v, &c); err != nil {
+			var r T
+			if err := decode(k, v, &r); err != nil {
 				return err
 			}
-			out = append(out, &c)
+			out = append(out, &r)
 		}
 		return nil
 	})
@@ -338,23 +343,7 @@ func decode(key, val []byte, into any) error {
 
 // ListCallers implements vault.Store.
 func (s *Store) ListCallers(_ context.Context, after string, limit int) ([]*vault.Caller, error) {
-	var out []*vault.Caller
-	err := s.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketCallers).Cursor()
-		k, v := cur.Seek([]byte(after))
-		if k != nil && string(k) == after {
-			k, v = cur.Next()
-		}
-		for ; k != nil && len(out) < limit; k, v = cur.Next() {
-			var c vault.Caller
-			if err := decode(k, v, &c); err != nil {
-				return err
-			}
-			out = append(out, &c)
-		}
-		return nil
-	})
-	return out, err
+	return list[vault.Caller](s.db, bucketCallers, after, limit)
 }
 
 // DeleteCaller implements vault.Store.

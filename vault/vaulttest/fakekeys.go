@@ -9,7 +9,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -65,7 +64,7 @@ func (f *FakeKeys) GenerateDataKey(_ context.Context, encCtx map[string]string) 
 	rand.Read(key)
 	nonce := make([]byte, f.aead.NonceSize())
 	rand.Read(nonce)
-	return vault.DataKey{Plaintext: key, Wrapped: f.aead.Seal(nonce, nonce, key, contextAAD(encCtx))}, nil
+	return vault.DataKey{Plaintext: key, Wrapped: f.aead.Seal(nonce, nonce, key, vault.ContextAAD(encCtx))}, nil
 }
 
 // UnwrapKey implements vault.KeyProvider.
@@ -78,24 +77,11 @@ func (f *FakeKeys) UnwrapKey(_ context.Context, wrapped []byte, encCtx map[strin
 	if len(wrapped) < n {
 		return nil, fmt.Errorf("fake unwrap: %w", vault.ErrKeyRejected)
 	}
-	key, err := f.aead.Open(nil, wrapped[:n], wrapped[n:], contextAAD(encCtx))
+	key, err := f.aead.Open(nil, wrapped[:n], wrapped[n:], vault.ContextAAD(encCtx))
 	if err != nil {
 		return nil, fmt.Errorf("fake unwrap: %w", vault.ErrKeyRejected)
 	}
 	return key, nil
-}
-
-func contextAAD(encCtx map[string]string) []byte {
-	keys := make([]string, 0, len(encCtx))
-	for k := range encCtx {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []byte
-	for _, k := range keys {
-		out = fmt.Appendf(out, "%d:%s%d:%s", len(k), k, len(encCtx[k]), encCtx[k])
-	}
-	return out
 }
 
 // ErrFakeOutage is a transient key-provider failure for FakeKeys.Fail.

@@ -10,13 +10,11 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 
 	"github.com/credvault/credvault/vault"
@@ -108,7 +106,7 @@ func (p *Provider) GenerateDataKey(_ context.Context, encCtx map[string]string) 
 	rand.Read(key)
 	nonce := make([]byte, p.aead.NonceSize())
 	rand.Read(nonce)
-	return vault.DataKey{Plaintext: key, Wrapped: p.aead.Seal(nonce, nonce, key, contextAAD(encCtx))}, nil
+	return vault.DataKey{Plaintext: key, Wrapped: p.aead.Seal(nonce, nonce, key, vault.ContextAAD(encCtx))}, nil
 }
 
 // UnwrapKey implements vault.KeyProvider.
@@ -118,7 +116,7 @@ func (p *Provider) UnwrapKey(_ context.Context, wrapped []byte, encCtx map[strin
 	if len(wrapped) != n+keyLen+p.aead.Overhead() {
 		return nil, fmt.Errorf("local key: wrapped key has the wrong size: %w", vault.ErrKeyRejected)
 	}
-	key, err := p.aead.Open(nil, wrapped[:n], wrapped[n:], contextAAD(encCtx))
+	key, err := p.aead.Open(nil, wrapped[:n], wrapped[n:], vault.ContextAAD(encCtx))
 	if err != nil {
 		return nil, fmt.Errorf("local key: wrapped key does not authenticate (tampered, other key or other record): %w", vault.ErrKeyRejected)
 	}
@@ -128,22 +126,4 @@ func (p *Provider) UnwrapKey(_ context.Context, wrapped []byte, encCtx map[strin
 // Calls returns how many data keys were generated and unwrapped.
 func (p *Provider) Calls() map[string]int64 {
 	return map[string]int64{"GenerateDataKey": p.generates.Load(), "Decrypt": p.unwraps.Load()}
-}
-
-// contextAAD encodes an encryption context canonically: keys sorted, each
-// key and value length-prefixed.
-func contextAAD(encCtx map[string]string) []byte {
-	keys := make([]string, 0, len(encCtx))
-	for k := range encCtx {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b []byte
-	for _, k := range keys {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
-		b = append(b, k...)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(encCtx[k])))
-		b = append(b, encCtx[k]...)
-	}
-	return b
 }

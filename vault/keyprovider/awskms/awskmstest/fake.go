@@ -29,10 +29,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/credvault/credvault/vault"
 )
 
 // Account and region of the fake's ARNs.
@@ -445,7 +446,7 @@ func seal(k *key, plain []byte, ctx map[string]string) []byte {
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plain, contextAAD(ctx))
+	return aead.Seal(out, nonce, plain, vault.ContextAAD(ctx))
 }
 
 func (f *Fake) openLocked(b []byte, keyRef string, ctx map[string]string) (*key, []byte, *kmsError) {
@@ -475,7 +476,7 @@ func (f *Fake) openLocked(b []byte, keyRef string, ctx map[string]string) (*key,
 		return nil, nil, err
 	}
 	nonce := b[3+n : 3+n+12]
-	plain, err := gcm(k.Material).Open(nil, nonce, b[3+n+12:], contextAAD(ctx))
+	plain, err := gcm(k.Material).Open(nil, nonce, b[3+n+12:], vault.ContextAAD(ctx))
 	if err != nil {
 		return nil, nil, invalid
 	}
@@ -486,22 +487,6 @@ func gcm(k []byte) cipher.AEAD {
 	block, _ := aes.NewCipher(k)
 	aead, _ := cipher.NewGCM(block)
 	return aead
-}
-
-func contextAAD(ctx map[string]string) []byte {
-	keys := make([]string, 0, len(ctx))
-	for k := range ctx {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b []byte
-	for _, k := range keys {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
-		b = append(b, k...)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(ctx[k])))
-		b = append(b, ctx[k]...)
-	}
-	return b
 }
 
 // EnsureAlias returns the key alias points at, creating both if missing.
