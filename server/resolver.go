@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
@@ -32,8 +34,11 @@ func (h *resolverService) ResolveCredential(ctx context.Context, req *credvaultv
 		ForceRefresh: req.GetForceRefresh(),
 	})
 	if err != nil {
-		return nil, h.s.status(ctx, err)
+		err = h.s.status(ctx, err)
+		h.s.metrics.countResolve("unknown", status.Code(err))
+		return nil, err
 	}
+	h.s.metrics.countResolve(r.Type.String(), codes.OK)
 	resp := &credvaultv1.ResolveCredentialResponse{
 		Parameters:        make([]*credvaultv1.ResolvedParameter, len(r.Parameters)),
 		ExpireTime:        timestamppb.New(r.ExpireTime),

@@ -44,6 +44,11 @@ type Config struct {
 	// PublicURL is the base URL the OAuth provider redirects to; the
 	// callback is PublicURL + /oauth/callback.
 	PublicURL string
+	// Metrics is the Prometheus registry served at /metrics (NewMetrics);
+	// nil makes one. Give the same one to vault.Config.TokenObserver.
+	Metrics *Metrics
+	// KeyProviderCalls, when set, reports the key provider's call counts.
+	KeyProviderCalls func() map[string]int64
 	// GRPCOptions are added to the server's options (TLS credentials).
 	GRPCOptions []grpc.ServerOption
 }
@@ -51,6 +56,7 @@ type Config struct {
 // Server is the gRPC server with credvault's services registered, and its
 // HTTP side.
 type Server struct {
+	metrics   *Metrics
 	vault     *vault.Vault
 	publicURL string
 	log       *slog.Logger
@@ -64,6 +70,11 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.metrics = cfg.Metrics
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.metrics.watch(cfg.Vault, cfg.KeyProviderCalls)
 	maxRecv := cfg.MaxRecvMsgSize
 	if maxRecv <= 0 {
 		maxRecv = DefaultMaxRecvMsgSize
@@ -71,6 +82,7 @@ func New(cfg Config) *Server {
 	// Order matters: the first interceptor is the outermost.
 	unary := []grpc.UnaryServerInterceptor{
 		withCallInfo,
+		s.metrics.grpc.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(payloadLogger(s.log), loggingOptions(cfg.LogPayloads)...),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recoverPanic)),
 		selector.UnaryServerInterceptor(s.auditUnary, selector.MatchFunc(needsCaller)),
@@ -104,6 +116,7 @@ func New(cfg Config) *Server {
 	for name := range s.grpc.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
+	s.metrics.grpc.InitializeMetrics(s.grpc)
 	return s
 }
 
@@ -133,11 +146,22 @@ func (s *Server) status(ctx context.Context, err error) error {
 	return toStatus(ctx, s.log, err)
 }
 
-// HTTPHandler serves the HTTP side: the OAuth callback and /healthz (the
-// process is up).
+// HTTPHandler serves the HTTP side: the OAuth callback, /healthz (the
+// process is up), /readyz (the database and the key provider answer) and
+// /metrics.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+CallbackPath, s.handleCallback)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.vault.Ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -58,6 +58,7 @@ func (v *Vault) recorded(ctx context.Context, ev *auditlog.Event) {
 	if a := CallAuditFrom(ctx); a != nil {
 		a.recorded.Store(true)
 	}
+	v.counters.auditEvents.Add(1)
 	if v.audit.sink != nil {
 		v.audit.sink(ev)
 	}
@@ -81,8 +82,9 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 // queue; the next batch takes them all. An idle committer commits a lone
 // event at once, so nobody waits for a timer.
 type groupCommitter struct {
-	store Store
-	sink  func(*auditlog.Event)
+	store   Store
+	sink    func(*auditlog.Event)
+	written *atomic.Int64 // counts durable events
 
 	mu      sync.Mutex // guards pending and running
 	pending []*pendingEvent
@@ -137,7 +139,7 @@ func (g *groupCommitter) drain() {
 		err := g.store.AppendAudit(context.Background(), events)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
-		} else if g.sink != nil {
+		} else if g.written.Add(int64(len(events))); g.sink != nil {
 			for _, e := range events {
 				g.sink(e)
 			}

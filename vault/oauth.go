@@ -166,7 +166,9 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 		}, 0, "", "", nil); err != nil {
 			return nil, err
 		}
+		start := v.clock.Now()
 		tok, err = v.oauth.Exchanger.Refresh(ctx, c.OAuth2, o)
+		v.observeToken("refresh_token", start, err)
 		if authtypes.Classify(err) == authtypes.FailureReauthorize && o.PreviousRefreshToken != "" && now.Sub(o.RotatedAt) < v.oauth.RefreshGrace {
 			// The current refresh token is refused; within the grace period
 			// the one before it may still be accepted.
@@ -175,7 +177,9 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 			tok, err = v.oauth.Exchanger.Refresh(ctx, c.OAuth2, &prev)
 		}
 	case c.OAuth2.GrantType == authtypes.GrantClientCredentials:
+		start := v.clock.Now()
 		tok, err = v.oauth.Exchanger.ClientCredentials(ctx, c.OAuth2, o)
+		v.observeToken("client_credentials", start, err)
 	default:
 		err = &authtypes.ProtocolError{Code: "no_refresh_token", Description: "no refresh token is stored; authorize again", HTTPStatus: 400}
 	}

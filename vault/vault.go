@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -45,6 +46,8 @@ type Config struct {
 	// the store (for shipping to a SIEM). The store's chain stays the record
 	// of truth; the sink must not block for long.
 	AuditSink func(*auditlog.Event)
+	// TokenObserver, when set, is told about every token-endpoint exchange.
+	TokenObserver TokenObserver
 	// OAuth tunes the OAuth 2.0 lifecycle.
 	OAuth *OAuthConfig
 	// StaticCacheTTL is how long a caller may cache the parameters of a
@@ -69,6 +72,13 @@ type Vault struct {
 	stateKey []byte             // HMAC key of OAuth state tokens; never leaves the process
 
 	staticTTL time.Duration
+
+	counters      counters
+	tokenObserver TokenObserver
+
+	readyMu  sync.Mutex // guards readyAt and readyErr
+	readyAt  time.Time
+	readyErr error
 }
 
 // Meta keys.
@@ -91,6 +101,8 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 		log:       cfg.Logger,
 		staticTTL: cfg.StaticCacheTTL,
 		oauth:     cfg.OAuth.withDefaults(),
+
+		tokenObserver: cfg.TokenObserver,
 	}
 	if v.clock == nil {
 		v.clock = SystemClock{}
@@ -109,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 		age = time.Hour
 	}
 	v.dek = newKeyCache(size, age)
-	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink}
+	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents}
 
 	id, err := v.store.InitMeta(ctx, metaKeyProvider, []byte(cfg.Keys.ID()))
 	if err != nil {
@@ -222,8 +234,10 @@ func (v *Vault) openBlob(ctx context.Context, name string, version int64, sealed
 
 func (v *Vault) dataKey(ctx context.Context, name string, version int64, wrapped []byte) ([]byte, error) {
 	if key, ok := v.dek.get(wrapped, v.clock.Now()); ok {
+		v.counters.dekHits.Add(1)
 		return key, nil
 	}
+	v.counters.dekMisses.Add(1)
 	ch := v.unwrap.DoChan(string(wrapped), func() (any, error) {
 		// The flight outlives any one caller's cancellation; it has its own
 		// bound through the provider's timeouts.
@@ -533,6 +547,8 @@ type Resolution struct {
 	ExpireTime time.Time
 	// Version is the secret version resolved.
 	Version int64
+	// Type is the credential's type.
+	Type authtypes.Type
 }
 
 // Resolve turns a credential into the parameters of an outbound request. An
@@ -572,7 +588,7 @@ func (v *Vault) Resolve(ctx context.Context, req ResolveRequest) (*Resolution, e
 		// under us or the rules did. Say so without the value.
 		return nil, fmt.Errorf("resolving %s: %w", req.Name, err)
 	}
-	return &Resolution{Parameters: params, ExpireTime: expire, Version: c.Secret.Version}, nil
+	return &Resolution{Parameters: params, ExpireTime: expire, Version: c.Secret.Version, Type: c.Type}, nil
 }
 
 // mayResolve reports whether caller may resolve c: it must hold the
@@ -611,4 +627,22 @@ func (v *Vault) BulkCreate(ctx context.Context, cs []*Credential, secrets []auth
 	ev := &auditlog.Event{Time: now, Caller: "credvaultd", Method: "bulk/create", Outcome: auditlog.OutcomeSuccess,
 		Details: map[string]string{"count": strconv.Itoa(len(cs))}}
 	return bs.PutCredentialsBulk(ctx, out, ev)
+}
+
+// Ready reports whether the vault can serve: the database answers and the
+// key provider unwraps a key (checked at most every 30 s, so probes do not
+// turn into a stream of KMS calls).
+func (v *Vault) Ready(ctx context.Context) error {
+	wrapped, err := v.store.Meta(ctx, metaFingerprintKey)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	v.readyMu.Lock()
+	defer v.readyMu.Unlock()
+	if v.clock.Now().Sub(v.readyAt) < 30*time.Second {
+		return v.readyErr
+	}
+	_, v.readyErr = v.keys.UnwrapKey(ctx, wrapped, map[string]string{"purpose": "fingerprint"})
+	v.readyAt = v.clock.Now()
+	return v.readyErr
 }

@@ -154,7 +154,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeSink()
-	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink,
+	metrics := server.NewMetrics()
+	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink, TokenObserver: metrics,
 		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime}})
 	if err != nil {
 		return err
@@ -185,7 +186,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		publicURL = scheme + "://" + httpLis.Addr().String()
 	}
-	srv := server.New(server.Config{Vault: v, Logger: log, PublicURL: publicURL, LogPayloads: cfg.logPayloads,
+	var keyCalls func() map[string]int64
+	if c, ok := keys.(interface{ Calls() map[string]int64 }); ok {
+		keyCalls = c.Calls
+	}
+	srv := server.New(server.Config{Vault: v, Logger: log, PublicURL: publicURL, Metrics: metrics, KeyProviderCalls: keyCalls, LogPayloads: cfg.logPayloads,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, GRPCOptions: grpcOpts})
 
 	handler := srv.HTTPHandler()

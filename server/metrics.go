@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+
+	"github.com/credvault/credvault/vault"
+)
+
+// Metrics is credvault's Prometheus registry: per-RPC counters and latency
+// histograms (go-grpc-middleware's provider), resolves by credential type
+// and outcome, token-endpoint latency, key-provider calls, data-key cache
+// hits and misses, audit events. No label ever holds a secret, and
+// credential names are not labels (unbounded cardinality).
+type Metrics struct {
+	reg       *prometheus.Registry
+	grpc      *grpcprom.ServerMetrics
+	resolves  *prometheus.CounterVec
+	tokenTime *prometheus.HistogramVec
+}
+
+var _ vault.TokenObserver = (*Metrics)(nil)
+
+// NewMetrics builds the registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg:  prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
+		resolves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credvault_resolves_total",
+			Help: "ResolveCredential calls by credential type and gRPC code."}, []string{"type", "code"}),
+		tokenTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "credvault_token_request_seconds",
+			Help:    "Token endpoint exchanges (refreshes, client credentials) by grant and result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"grant", "ok"}),
+	}
+	m.reg.MustRegister(m.grpc, m.resolves, m.tokenTime, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveTokenRequest implements vault.TokenObserver.
+func (m *Metrics) ObserveTokenRequest(grant string, d time.Duration, ok bool) {
+	okLabel := "false"
+	if ok {
+		okLabel = "true"
+	}
+	m.tokenTime.WithLabelValues(grant, okLabel).Observe(d.Seconds())
+}
+
+// watch registers counters that read the vault's and the key provider's
+// own counts when scraped.
+func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64) {
+	stat := func(name, help string, f func(vault.Stats) int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(v.Stats())) }))
+	}
+	stat("credvault_data_key_cache_hits_total", "Data keys served from memory.", func(s vault.Stats) int64 { return s.DataKeyCacheHits })
+	stat("credvault_data_key_cache_misses_total", "Data keys unwrapped by the key provider.", func(s vault.Stats) int64 { return s.DataKeyCacheMisses })
+	stat("credvault_token_requests_total", "Token endpoint exchanges.", func(s vault.Stats) int64 { return s.TokenRequests })
+	stat("credvault_token_request_failures_total", "Failed token endpoint exchanges.", func(s vault.Stats) int64 { return s.TokenFailures })
+	stat("credvault_audit_events_total", "Audit events made durable.", func(s vault.Stats) int64 { return s.AuditEvents })
+	if keyCalls != nil {
+		for _, op := range []string{"GenerateDataKey", "Decrypt", "ReEncrypt", "errors"} {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_key_provider_calls_total",
+				Help: "Key provider (KMS) calls by operation; op=errors counts failures.", ConstLabels: prometheus.Labels{"op": op}},
+				func() float64 { return float64(keyCalls()[op]) }))
+		}
+	}
+}
+
+func (m *Metrics) countResolve(typ string, code codes.Code) {
+	m.resolves.WithLabelValues(typ, code.String()).Inc()
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
