@@ -113,7 +113,9 @@ func TestPlacements(t *testing.T) {
 		{"header", authtypes.ParameterTemplate{Location: authtypes.LocationHeader, Name: "X-Key", ValueTemplate: "{secret}"}, "", "",
 			func(s seen) bool { return s.header == "s3cret" }, nil},
 		{"query", authtypes.ParameterTemplate{Location: authtypes.LocationQuery, Name: "appid", ValueTemplate: "{secret}"}, "", "",
-			func(s seen) bool { return strings.Contains(s.query, "appid=s3cret") && strings.Contains(s.query, "city=Oslo") }, nil},
+			func(s seen) bool {
+				return strings.Contains(s.query, "appid=s3cret") && strings.Contains(s.query, "city=Oslo")
+			}, nil},
 		{"path", authtypes.ParameterTemplate{Location: authtypes.LocationPath, Name: "tenant", ValueTemplate: "{secret}"}, "", "",
 			func(s seen) bool { return s.path == "/t/s3cret/items" }, nil},
 		{"json body", authtypes.ParameterTemplate{Location: authtypes.LocationBody, Name: "key", ValueTemplate: "{secret}"}, "application/json", `{"a":1}`,
@@ -122,7 +124,10 @@ func TestPlacements(t *testing.T) {
 				return json.Unmarshal([]byte(s.body), &m) == nil && m["key"] == "s3cret" && m["a"] == 1.0
 			}, nil},
 		{"form body", authtypes.ParameterTemplate{Location: authtypes.LocationBody, Name: "key", ValueTemplate: "{secret}"}, "application/x-www-form-urlencoded", "a=1",
-			func(s seen) bool { v, _ := url.ParseQuery(s.body); return v.Get("key") == "s3cret" && v.Get("a") == "1" }, nil},
+			func(s seen) bool {
+				v, _ := url.ParseQuery(s.body)
+				return v.Get("key") == "s3cret" && v.Get("a") == "1"
+			}, nil},
 		{"text body", authtypes.ParameterTemplate{Location: authtypes.LocationBody, Name: "key", ValueTemplate: "{secret}"}, "text/plain", "hello",
 			nil, client.ErrBodyNotMergeable},
 		{"json array body", authtypes.ParameterTemplate{Location: authtypes.LocationBody, Name: "key", ValueTemplate: "{secret}"}, "application/json", "[1]",
