@@ -96,6 +96,13 @@ type OAuth2Config struct {
 	AuthStyle        AuthStyle         `json:"auth_style,omitempty"`
 	RedirectURI      string            `json:"redirect_uri,omitempty"`
 	SubjectTokenType string            `json:"subject_token_type,omitempty"`
+	// DefaultLifetime overrides the vault's default when a provider omits
+	// expires_in and the access token carries no JWT exp.
+	DefaultLifetime time.Duration `json:"default_lifetime,omitempty"`
+	// RefreshJitter refreshes up to this much earlier than the margin,
+	// differently per token, so one provider's tokens do not all expire
+	// into one burst of refreshes.
+	RefreshJitter time.Duration `json:"refresh_jitter,omitempty"`
 }
 
 // OAuth2Secret is the secret part: the client secret and the tokens.
@@ -111,6 +118,10 @@ type OAuth2Secret struct {
 	// it if the rotated one was lost.
 	PreviousRefreshToken string    `json:"-"`
 	RotatedAt            time.Time `json:"-"`
+	// AdditionalClientSecrets are tried in order after ClientSecret when the
+	// provider answers invalid_client: a client secret can be rotated at
+	// the provider without downtime.
+	AdditionalClientSecrets []string `json:"-"`
 }
 
 type oauth2Kind struct{}
@@ -125,6 +136,12 @@ func (oauth2Kind) defaultPlacement() []ParameterTemplate {
 func (oauth2Kind) validateSecret(prefix string, s Secret, _ Definition) []FieldViolation {
 	o := s.OAuth2
 	var vs []FieldViolation
+	if len(o.AdditionalClientSecrets) > 4 {
+		vs = append(vs, FieldViolation{Field: prefix + ".additional_client_secrets", Description: "at most 4"})
+	}
+	for i, cs := range o.AdditionalClientSecrets {
+		vs = append(vs, checkSecretValue(fmt.Sprintf("%s.additional_client_secrets[%d]", prefix, i), cs, true)...)
+	}
 	for _, f := range []struct{ name, v string }{{"client_secret", o.ClientSecret}, {"access_token", o.AccessToken},
 		{"refresh_token", o.RefreshToken}, {"sign_in_token", o.SignInToken}} {
 		vs = append(vs, checkSecretValue(prefix+"."+f.name, f.v, false)...)
@@ -155,18 +172,23 @@ func (oauth2Kind) values(s Secret) map[string]string {
 	return map[string]string{"token": s.OAuth2.AccessToken}
 }
 
-// fields stores the client secret, the tokens, the expiry and the grace
-// slot. The sign-in token is never stored.
+// fields stores the client secret, the tokens, the expiry, the grace slot
+// and then the additional client secrets. The sign-in token is never
+// stored.
 func (oauth2Kind) fields(s Secret) []string {
 	o := s.OAuth2
-	return []string{o.ClientSecret, o.AccessToken, o.RefreshToken, encodeTime(o.Expiry), o.PreviousRefreshToken, encodeTime(o.RotatedAt)}
+	return append([]string{o.ClientSecret, o.AccessToken, o.RefreshToken, encodeTime(o.Expiry), o.PreviousRefreshToken, encodeTime(o.RotatedAt)},
+		o.AdditionalClientSecrets...)
 }
 
 func (oauth2Kind) fromFields(f []string) (Secret, bool) {
-	if len(f) != 6 {
+	if len(f) < 6 {
 		return Secret{}, false
 	}
 	o := &OAuth2Secret{ClientSecret: f[0], AccessToken: f[1], RefreshToken: f[2], PreviousRefreshToken: f[4]}
+	if len(f) > 6 {
+		o.AdditionalClientSecrets = f[6:]
+	}
 	var ok1, ok2 bool
 	o.Expiry, ok1 = decodeTime(f[3])
 	o.RotatedAt, ok2 = decodeTime(f[5])
@@ -258,6 +280,12 @@ func validateOAuth2Config(prefix string, c *OAuth2Config) []FieldViolation {
 	}
 	if len(c.SubjectTokenType) > 256 {
 		bad("subject_token_type", "at most 256 bytes")
+	}
+	if c.DefaultLifetime != 0 && (c.DefaultLifetime < time.Second || c.DefaultLifetime > 30*24*time.Hour) {
+		bad("default_lifetime", "must be between 1s and 30 days")
+	}
+	if c.RefreshJitter < 0 || c.RefreshJitter > time.Hour {
+		bad("refresh_jitter", "must be between 0 and 1h")
 	}
 	return vs
 }
@@ -584,9 +612,31 @@ func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string, style oauth2.
 	}
 }
 
+// withEachClientSecret runs call with the client secret, then with each
+// additional one while the provider answers invalid_client: the client
+// authentication failed before the grant was looked at, so nothing was
+// consumed and trying the next secret is safe.
+func withEachClientSecret(s *OAuth2Secret, call func(*OAuth2Secret) (*Token, error)) (*Token, error) {
+	tok, err := call(s)
+	for _, next := range s.AdditionalClientSecrets {
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != "invalid_client" {
+			break
+		}
+		alt := *s
+		alt.ClientSecret = next
+		tok, err = call(&alt)
+	}
+	return tok, err
+}
+
 // ClientCredentials obtains a token with the client_credentials grant
 // (RFC 6749 section 4.4).
 func (x *Exchanger) ClientCredentials(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
+	return withEachClientSecret(s, func(s *OAuth2Secret) (*Token, error) { return x.clientCredentials(ctx, c, s) })
+}
+
+func (x *Exchanger) clientCredentials(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
 	return x.do(ctx, c, x.attempts(), true, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
 		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
 			Scopes: c.Scopes, EndpointParams: c.endpointParams(), AuthStyle: style}
@@ -598,8 +648,10 @@ func (x *Exchanger) ClientCredentials(ctx context.Context, c *OAuth2Config, s *O
 // rotate it: a returned RefreshToken replaces the old one, which is dead.
 // A refresh is not retried once the provider answered with an error.
 func (x *Exchanger) Refresh(ctx context.Context, c *OAuth2Config, s *OAuth2Secret) (*Token, error) {
-	return x.do(ctx, c, x.attempts(), false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
-		return c.config(s, "", style).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
+	return withEachClientSecret(s, func(s *OAuth2Secret) (*Token, error) {
+		return x.do(ctx, c, x.attempts(), false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+			return c.config(s, "", style).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken}).Token()
+		})
 	})
 }
 
@@ -623,8 +675,10 @@ func NewVerifier() string { return oauth2.GenerateVerifier() }
 // ExchangeCode redeems an authorization code with its PKCE verifier. A
 // code is single use, so the request is made once.
 func (x *Exchanger) ExchangeCode(ctx context.Context, c *OAuth2Config, s *OAuth2Secret, code, verifier, redirectURI string) (*Token, error) {
-	return x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
-		return c.config(s, redirectURI, style).Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	return withEachClientSecret(s, func(s *OAuth2Secret) (*Token, error) {
+		return x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+			return c.config(s, redirectURI, style).Exchange(ctx, code, oauth2.VerifierOption(verifier))
+		})
 	})
 }
 
@@ -767,4 +821,29 @@ func VerifyState(key []byte, token, audience string, now time.Time) (StateClaims
 		return StateClaims{}, fmt.Errorf("%w: expired", ErrBadState)
 	}
 	return c, nil
+}
+
+// JWTExpiry returns the exp claim of an access token that is a JWT, read
+// without verifying it (only to learn a lifetime the provider did not
+// state), or false.
+func JWTExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(token) > 16<<10 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Int64()
+	if err != nil || exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(exp, 0).UTC(), true
 }

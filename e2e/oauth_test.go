@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credvault/credvault/server"
 )
 
 // oauthServer is a real OAuth 2.0 authorization server (oidc-provider,
@@ -109,7 +112,21 @@ func resolvedValue(m map[string]any) string {
 func TestOAuthAgainstRealProvider(t *testing.T) {
 	httpAddr := freeAddr(t)
 	callback := "http://" + httpAddr + "/oauth/callback"
-	idp := startOAuthServer(t, []string{callback}, "ACCESS_TOKEN_TTL=4")
+	// An application that owns the one redirect URI a provider allows, with
+	// credvault's forwarder in front of its own handler.
+	appLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appReturn := "http://" + appLis.Addr().String() + "/oauth/return"
+	appOwn := make(chan string, 4)
+	appSrv := &http.Server{Handler: server.CallbackForwarder("http://"+httpAddr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appOwn <- r.URL.RawQuery
+		fmt.Fprint(w, "the app's own callback")
+	}))}
+	go appSrv.Serve(appLis)
+	t.Cleanup(func() { appSrv.Close() })
+	idp := startOAuthServer(t, []string{callback, appReturn}, "ACCESS_TOKEN_TTL=4")
 	d := startDaemonAt(t, t.TempDir(), nil, httpAddr)
 	admin := d.adminToken(t)
 	app := mintResolver(t, d, admin, "app")
@@ -187,6 +204,24 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 		if len(seen) != 1 || seen["error"] > 0 || seen[first] > 0 {
 			t.Errorf("refresh round %d: resolves saw %v, want one new token for all", round, seen)
 		}
+	}
+
+	// Credential sharing: the credential's redirect_uri is the app's; the
+	// provider sends the user agent there, the forwarder hands it to the
+	// vault, and a foreign state reaches the app's own handler.
+	d.mustGRPC(t, admin, cs+"CreateCredential", fmt.Sprintf(`{"credential_id": "shared", "credential": {"type": "CREDENTIAL_TYPE_OAUTH2",
+		"allowed_callers": ["callers/app"], "oauth2": {"grant_type": "GRANT_TYPE_AUTHORIZATION_CODE", "token_url": %q, "auth_url": %q,
+		"client_id": "web-client", "scopes": ["openid"], "redirect_uri": %q}}, "secret": {"oauth2": {"client_secret": "web-secret"}}}`,
+		idp.url+"/token", idp.url+"/auth", appReturn))
+	start = d.mustGRPC(t, admin, "credvault.v1.AuthorizationService/StartAuthorization", `{"name": "credentials/shared"}`)
+	if page := followAuthorization(t, start["authorizationUrl"].(string)); !strings.Contains(page, "Connected") {
+		t.Fatalf("shared redirect URI: callback page %s", page)
+	}
+	if v := resolvedValue(d.mustGRPC(t, app, resolve, `{"name": "credentials/shared"}`)); !strings.HasPrefix(v, "Bearer ") {
+		t.Errorf("resolve of the shared-redirect credential = %q", v)
+	}
+	if page := followAuthorization(t, appReturn+"?code=x&state=the-apps-own"); !strings.Contains(page, "the app's own callback") || len(appOwn) != 1 {
+		t.Errorf("a foreign state did not reach the app: %q", page)
 	}
 
 	// A refresh token the provider does not know: AUTHORIZATION_REQUIRED,

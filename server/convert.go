@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/credvault/credvault/authtypes"
@@ -54,6 +55,8 @@ func oauth2ConfigFromProto(o *credvaultv1.OAuth2Config) *authtypes.OAuth2Config 
 		AuthStyle:        authtypes.AuthStyle(o.GetAuthStyle()),
 		RedirectURI:      o.GetRedirectUri(),
 		SubjectTokenType: o.GetSubjectTokenType(),
+		DefaultLifetime:  o.GetDefaultLifetime().AsDuration(),
+		RefreshJitter:    o.GetRefreshJitter().AsDuration(),
 	}
 }
 
@@ -75,6 +78,8 @@ func secretFromProto(p *credvaultv1.CredentialSecret) authtypes.Secret {
 			AccessToken:  o.GetAccessToken(),
 			RefreshToken: o.GetRefreshToken(),
 			SignInToken:  o.GetSignInToken(),
+
+			AdditionalClientSecrets: o.GetAdditionalClientSecrets(),
 		}
 		if o.GetExpireTime() != nil {
 			s.OAuth2.Expiry = o.GetExpireTime().AsTime()
@@ -126,6 +131,8 @@ func credentialToProto(c *vault.Credential) *credvaultv1.Credential {
 			AuthStyle:        credvaultv1.AuthStyle(o.AuthStyle),
 			RedirectUri:      o.RedirectURI,
 			SubjectTokenType: o.SubjectTokenType,
+			DefaultLifetime:  duration(o.DefaultLifetime),
+			RefreshJitter:    duration(o.RefreshJitter),
 		}}
 	}
 	return p
@@ -144,6 +151,13 @@ func callerToProto(v *vault.Vault, c *vault.Caller) *credvaultv1.Caller {
 		p.Roles = append(p.Roles, credvaultv1.Role(r))
 	}
 	return p
+}
+
+func duration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp {

@@ -149,7 +149,7 @@ func (v *Vault) FinishAuthorization(ctx context.Context, callbackURL, state, cod
 		return s.Credential, ferr
 	}
 	next := *secret.OAuth2
-	next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, v.expiry(tok, now)
+	next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, v.expiry(c.OAuth2, tok, now)
 	secret.OAuth2 = &next
 	_, err = v.storeTokens(ctx, s.Credential, s.SecretVersion, &secret, func(st *SecretState) {
 		st.TokenStatus, st.LastError = TokenStatusActive, ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -77,13 +78,32 @@ func (o OAuthConfig) margin(issued, expiry time.Time) time.Duration {
 	return min(o.Skew, expiry.Sub(issued)/2)
 }
 
-// expiry turns a token's lifetime into an expiry on the vault's clock; a
-// provider that omitted expires_in gets the default lifetime.
-func (v *Vault) expiry(tok *authtypes.Token, now time.Time) time.Time {
-	if tok.Lifetime <= 0 {
-		return now.Add(v.oauth.DefaultLifetime)
+// expiry turns a token's lifetime into an expiry on the vault's clock.
+// When the provider omitted expires_in: the access token's JWT exp if it is
+// a JWT, else the credential's default lifetime, else the vault's.
+func (v *Vault) expiry(c *authtypes.OAuth2Config, tok *authtypes.Token, now time.Time) time.Time {
+	if tok.Lifetime > 0 {
+		return now.Add(tok.Lifetime)
 	}
-	return now.Add(tok.Lifetime)
+	if exp, ok := authtypes.JWTExpiry(tok.AccessToken); ok && exp.After(now) {
+		return exp
+	}
+	if c != nil && c.DefaultLifetime > 0 {
+		return now.Add(c.DefaultLifetime)
+	}
+	return now.Add(v.oauth.DefaultLifetime)
+}
+
+// jitter is how much earlier than the margin this token is refreshed: a
+// fraction of the credential's refresh_jitter that is stable for one token
+// (so cache decisions agree) and differs between tokens.
+func jitter(c *authtypes.OAuth2Config, accessToken string) time.Duration {
+	if c == nil || c.RefreshJitter <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(accessToken))
+	return time.Duration(h.Sum64() % uint64(c.RefreshJitter))
 }
 
 // usable reports whether the stored access token may be served at now.
@@ -94,7 +114,7 @@ func (v *Vault) usable(c *Credential, s *authtypes.OAuth2Secret, now time.Time) 
 	if s.Expiry.IsZero() {
 		return true
 	}
-	return now.Before(s.Expiry.Add(-v.oauth.margin(c.Secret.LastRefreshTime, s.Expiry)))
+	return now.Before(s.Expiry.Add(-v.oauth.margin(c.Secret.LastRefreshTime, s.Expiry) - jitter(c.OAuth2, s.AccessToken)))
 }
 
 // oauthAccessToken returns a secret whose access token the caller may use,
@@ -134,7 +154,7 @@ func (v *Vault) cacheUntil(c *Credential, o *authtypes.OAuth2Secret, now time.Ti
 	if o.Expiry.IsZero() {
 		return now.Add(v.staticTTL)
 	}
-	return o.Expiry.Add(-v.oauth.margin(c.Secret.LastRefreshTime, o.Expiry))
+	return o.Expiry.Add(-v.oauth.margin(c.Secret.LastRefreshTime, o.Expiry) - jitter(c.OAuth2, o.AccessToken))
 }
 
 // refreshFlight is the one token request in flight for a credential. It
@@ -192,7 +212,7 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 		return v.refreshFailed(ctx, c, secret, err)
 	}
 	next := *o
-	next.AccessToken, next.Expiry = tok.AccessToken, v.expiry(tok, now)
+	next.AccessToken, next.Expiry = tok.AccessToken, v.expiry(c.OAuth2, tok, now)
 	if tok.RefreshToken != "" && tok.RefreshToken != o.RefreshToken {
 		// Rotated: the old one is (about to be) dead; keep it in the grace
 		// slot. A response without refresh_token keeps the stored one.
@@ -336,7 +356,7 @@ func (v *Vault) redeemSignInToken(ctx context.Context, c *Credential, secret *au
 	if err != nil {
 		return fmt.Errorf("%s: exchanging the sign-in token: %w", c.Name, ErrRefreshFailed)
 	}
-	o.AccessToken, o.Expiry = tok.AccessToken, v.expiry(tok, v.clock.Now())
+	o.AccessToken, o.Expiry = tok.AccessToken, v.expiry(c.OAuth2, tok, v.clock.Now())
 	if tok.RefreshToken != "" {
 		o.RefreshToken = tok.RefreshToken
 	}

@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -402,4 +403,59 @@ func TestFailureTaxonomy(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestProviderQuirksPerCredential(t *testing.T) {
+	ctx := context.Background()
+	t.Run("client secret rotation", func(t *testing.T) {
+		p := newFakeProvider(t)
+		e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+		c := oauthCred("credentials/rot", p, authtypes.GrantClientCredentials)
+		c.OAuth2.AuthStyle = authtypes.AuthStyleInHeader
+		// The provider already accepts only the new secret.
+		e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{ClientSecret: "retired", AdditionalClientSecrets: []string{"cs"}}})
+		r, err := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+		if err != nil || r.Parameters[0].Value != "Bearer at-1" {
+			t.Fatalf("resolve with the second client secret = %v, %v", r, err)
+		}
+	})
+	t.Run("JWT exp when expires_in is missing", func(t *testing.T) {
+		p := newFakeProvider(t)
+		e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+		exp := e.clock.Now().Add(10 * time.Minute).Unix()
+		jwt := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"exp":%d}`, exp))) + ".sig"
+		p.set(func(p *fakeProvider) { p.body = `{"access_token":"` + jwt + `","token_type":"Bearer"}` })
+		c := oauthCred("credentials/jwt", p, authtypes.GrantClientCredentials)
+		e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{ClientSecret: "cs"}})
+		e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+		got, _ := e.v.GetCredential(ctx, c.Name)
+		if got.Secret.AccessTokenExpiry.Unix() != exp {
+			t.Errorf("expiry = %v, want the JWT's exp", got.Secret.AccessTokenExpiry)
+		}
+	})
+	t.Run("default lifetime per credential", func(t *testing.T) {
+		p := newFakeProvider(t)
+		p.set(func(p *fakeProvider) { p.expiresIn = 0 })
+		e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+		c := oauthCred("credentials/life", p, authtypes.GrantClientCredentials)
+		c.OAuth2.DefaultLifetime = 7 * time.Minute
+		e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{ClientSecret: "cs"}})
+		e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+		got, _ := e.v.GetCredential(ctx, c.Name)
+		if want := e.clock.Now().Add(7 * time.Minute); !got.Secret.AccessTokenExpiry.Equal(want) {
+			t.Errorf("expiry = %v, want %v", got.Secret.AccessTokenExpiry, want)
+		}
+	})
+	t.Run("refresh jitter", func(t *testing.T) {
+		p := newFakeProvider(t)
+		e := newEnv(t, vault.Config{OAuth: fastExchanger()})
+		c := oauthCred("credentials/jit", p, authtypes.GrantClientCredentials)
+		c.OAuth2.RefreshJitter = 10 * time.Minute
+		e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{ClientSecret: "cs"}})
+		r, _ := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+		latest := e.clock.Now().Add(time.Hour - time.Minute)
+		if !r.ExpireTime.Before(latest) || r.ExpireTime.Before(latest.Add(-10*time.Minute)) {
+			t.Errorf("cache until %v; want within the 10m jitter before %v", r.ExpireTime, latest)
+		}
+	})
 }

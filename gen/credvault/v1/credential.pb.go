@@ -9,6 +9,7 @@ package credvaultv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -601,8 +602,15 @@ type OAuth2Config struct {
 	// RFC 8693 subject_token_type of the sign-in token; default
 	// urn:ietf:params:oauth:token-type:access_token.
 	SubjectTokenType string `protobuf:"bytes,11,opt,name=subject_token_type,json=subjectTokenType,proto3" json:"subject_token_type,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Lifetime assumed when the provider omits expires_in and the access
+	// token is not a JWT with an exp claim; default: the server's
+	// --oauth-default-lifetime.
+	DefaultLifetime *durationpb.Duration `protobuf:"bytes,12,opt,name=default_lifetime,json=defaultLifetime,proto3" json:"default_lifetime,omitempty"`
+	// Up to this much earlier than the margin, chosen at random per token,
+	// so that many credentials of one provider do not refresh at once.
+	RefreshJitter *durationpb.Duration `protobuf:"bytes,13,opt,name=refresh_jitter,json=refreshJitter,proto3" json:"refresh_jitter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OAuth2Config) Reset() {
@@ -710,6 +718,20 @@ func (x *OAuth2Config) GetSubjectTokenType() string {
 		return x.SubjectTokenType
 	}
 	return ""
+}
+
+func (x *OAuth2Config) GetDefaultLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.DefaultLifetime
+	}
+	return nil
+}
+
+func (x *OAuth2Config) GetRefreshJitter() *durationpb.Duration {
+	if x != nil {
+		return x.RefreshJitter
+	}
+	return nil
 }
 
 // SecretStatus describes the stored secret without revealing it (AIP-147).
@@ -1176,9 +1198,13 @@ type OAuth2Secret struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// A short-lived, one-time token exchanged (RFC 8693) at write time and
 	// then discarded; it never reaches storage.
-	SignInToken   string `protobuf:"bytes,5,opt,name=sign_in_token,json=signInToken,proto3" json:"sign_in_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SignInToken string `protobuf:"bytes,5,opt,name=sign_in_token,json=signInToken,proto3" json:"sign_in_token,omitempty"`
+	// Further client secrets, tried in order when the provider answers
+	// invalid_client to the ones before: register the new secret here, rotate
+	// it at the provider, then make it client_secret. No downtime.
+	AdditionalClientSecrets []string `protobuf:"bytes,6,rep,name=additional_client_secrets,json=additionalClientSecrets,proto3" json:"additional_client_secrets,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *OAuth2Secret) Reset() {
@@ -1244,6 +1270,13 @@ func (x *OAuth2Secret) GetSignInToken() string {
 		return x.SignInToken
 	}
 	return ""
+}
+
+func (x *OAuth2Secret) GetAdditionalClientSecrets() []string {
+	if x != nil {
+		return x.AdditionalClientSecrets
+	}
+	return nil
 }
 
 // CreateCredentialRequest is the request of CreateCredential.
@@ -1655,7 +1688,7 @@ var File_credvault_v1_credential_proto protoreflect.FileDescriptor
 
 const file_credvault_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcredvault/v1/credential.proto\x12\fcredvault.v1\x1a\x1acredvault/v1/options.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x05\n" +
+	"\x1dcredvault/v1/credential.proto\x12\fcredvault.v1\x1a\x1acredvault/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x05\n" +
 	"\n" +
 	"Credential\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1681,7 +1714,7 @@ const file_credvault_v1_credential_proto_rawDesc = "" +
 	"\x11ParameterTemplate\x122\n" +
 	"\blocation\x18\x01 \x01(\x0e2\x16.credvault.v1.LocationR\blocation\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
-	"\x0evalue_template\x18\x03 \x01(\tR\rvalueTemplate\"\x8f\x04\n" +
+	"\x0evalue_template\x18\x03 \x01(\tR\rvalueTemplate\"\x97\x05\n" +
 	"\fOAuth2Config\x126\n" +
 	"\n" +
 	"grant_type\x18\x01 \x01(\x0e2\x17.credvault.v1.GrantTypeR\tgrantType\x12\x1b\n" +
@@ -1696,7 +1729,9 @@ const file_credvault_v1_credential_proto_rawDesc = "" +
 	"auth_style\x18\t \x01(\x0e2\x17.credvault.v1.AuthStyleR\tauthStyle\x12!\n" +
 	"\fredirect_uri\x18\n" +
 	" \x01(\tR\vredirectUri\x12,\n" +
-	"\x12subject_token_type\x18\v \x01(\tR\x10subjectTokenType\x1a>\n" +
+	"\x12subject_token_type\x18\v \x01(\tR\x10subjectTokenType\x12D\n" +
+	"\x10default_lifetime\x18\f \x01(\v2\x19.google.protobuf.DurationR\x0fdefaultLifetime\x12@\n" +
+	"\x0erefresh_jitter\x18\r \x01(\v2\x19.google.protobuf.DurationR\rrefreshJitter\x1a>\n" +
 	"\x10ExtraParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x03\n" +
@@ -1726,14 +1761,15 @@ const file_credvault_v1_credential_proto_rawDesc = "" +
 	"\busername\x18\x01 \x01(\tR\busername\x12#\n" +
 	"\bpassword\x18\x02 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\bpassword\".\n" +
 	"\rGenericSecret\x12\x1d\n" +
-	"\x05value\x18\x01 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\x05value\"\x80\x02\n" +
+	"\x05value\x18\x01 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\x05value\"\xc5\x02\n" +
 	"\fOAuth2Secret\x12,\n" +
 	"\rclient_secret\x18\x01 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\fclientSecret\x12,\n" +
 	"\rrefresh_token\x18\x02 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\frefreshToken\x12*\n" +
 	"\faccess_token\x18\x03 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\vaccessToken\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12+\n" +
-	"\rsign_in_token\x18\x05 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\vsignInToken\"\xb0\x01\n" +
+	"\rsign_in_token\x18\x05 \x01(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\vsignInToken\x12C\n" +
+	"\x19additional_client_secrets\x18\x06 \x03(\tB\a\x88\xb5\x18\x01\x80\x01\x01R\x17additionalClientSecrets\"\xb0\x01\n" +
 	"\x17CreateCredentialRequest\x12#\n" +
 	"\rcredential_id\x18\x01 \x01(\tR\fcredentialId\x128\n" +
 	"\n" +
@@ -1840,8 +1876,9 @@ var file_credvault_v1_credential_proto_goTypes = []any{
 	nil,                                   // 22: credvault.v1.Credential.LabelsEntry
 	nil,                                   // 23: credvault.v1.OAuth2Config.ExtraParamsEntry
 	(*timestamppb.Timestamp)(nil),         // 24: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),         // 25: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),                 // 26: google.protobuf.Empty
+	(*durationpb.Duration)(nil),           // 25: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 26: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),                 // 27: google.protobuf.Empty
 }
 var file_credvault_v1_credential_proto_depIdxs = []int32{
 	22, // 0: credvault.v1.Credential.labels:type_name -> credvault.v1.Credential.LabelsEntry
@@ -1855,39 +1892,41 @@ var file_credvault_v1_credential_proto_depIdxs = []int32{
 	2,  // 8: credvault.v1.OAuth2Config.grant_type:type_name -> credvault.v1.GrantType
 	23, // 9: credvault.v1.OAuth2Config.extra_params:type_name -> credvault.v1.OAuth2Config.ExtraParamsEntry
 	3,  // 10: credvault.v1.OAuth2Config.auth_style:type_name -> credvault.v1.AuthStyle
-	24, // 11: credvault.v1.SecretStatus.set_time:type_name -> google.protobuf.Timestamp
-	4,  // 12: credvault.v1.SecretStatus.token_status:type_name -> credvault.v1.TokenStatus
-	24, // 13: credvault.v1.SecretStatus.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	24, // 14: credvault.v1.SecretStatus.last_refresh_time:type_name -> google.protobuf.Timestamp
-	10, // 15: credvault.v1.CredentialSecret.api_key:type_name -> credvault.v1.ApiKeySecret
-	11, // 16: credvault.v1.CredentialSecret.bearer:type_name -> credvault.v1.BearerSecret
-	12, // 17: credvault.v1.CredentialSecret.basic:type_name -> credvault.v1.BasicSecret
-	13, // 18: credvault.v1.CredentialSecret.secret:type_name -> credvault.v1.GenericSecret
-	14, // 19: credvault.v1.CredentialSecret.oauth2:type_name -> credvault.v1.OAuth2Secret
-	24, // 20: credvault.v1.OAuth2Secret.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 21: credvault.v1.CreateCredentialRequest.credential:type_name -> credvault.v1.Credential
-	9,  // 22: credvault.v1.CreateCredentialRequest.secret:type_name -> credvault.v1.CredentialSecret
-	5,  // 23: credvault.v1.ListCredentialsResponse.credentials:type_name -> credvault.v1.Credential
-	5,  // 24: credvault.v1.UpdateCredentialRequest.credential:type_name -> credvault.v1.Credential
-	25, // 25: credvault.v1.UpdateCredentialRequest.update_mask:type_name -> google.protobuf.FieldMask
-	9,  // 26: credvault.v1.RotateCredentialSecretRequest.secret:type_name -> credvault.v1.CredentialSecret
-	15, // 27: credvault.v1.CredentialService.CreateCredential:input_type -> credvault.v1.CreateCredentialRequest
-	16, // 28: credvault.v1.CredentialService.GetCredential:input_type -> credvault.v1.GetCredentialRequest
-	17, // 29: credvault.v1.CredentialService.ListCredentials:input_type -> credvault.v1.ListCredentialsRequest
-	19, // 30: credvault.v1.CredentialService.UpdateCredential:input_type -> credvault.v1.UpdateCredentialRequest
-	20, // 31: credvault.v1.CredentialService.RotateCredentialSecret:input_type -> credvault.v1.RotateCredentialSecretRequest
-	21, // 32: credvault.v1.CredentialService.DeleteCredential:input_type -> credvault.v1.DeleteCredentialRequest
-	5,  // 33: credvault.v1.CredentialService.CreateCredential:output_type -> credvault.v1.Credential
-	5,  // 34: credvault.v1.CredentialService.GetCredential:output_type -> credvault.v1.Credential
-	18, // 35: credvault.v1.CredentialService.ListCredentials:output_type -> credvault.v1.ListCredentialsResponse
-	5,  // 36: credvault.v1.CredentialService.UpdateCredential:output_type -> credvault.v1.Credential
-	5,  // 37: credvault.v1.CredentialService.RotateCredentialSecret:output_type -> credvault.v1.Credential
-	26, // 38: credvault.v1.CredentialService.DeleteCredential:output_type -> google.protobuf.Empty
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	25, // 11: credvault.v1.OAuth2Config.default_lifetime:type_name -> google.protobuf.Duration
+	25, // 12: credvault.v1.OAuth2Config.refresh_jitter:type_name -> google.protobuf.Duration
+	24, // 13: credvault.v1.SecretStatus.set_time:type_name -> google.protobuf.Timestamp
+	4,  // 14: credvault.v1.SecretStatus.token_status:type_name -> credvault.v1.TokenStatus
+	24, // 15: credvault.v1.SecretStatus.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 16: credvault.v1.SecretStatus.last_refresh_time:type_name -> google.protobuf.Timestamp
+	10, // 17: credvault.v1.CredentialSecret.api_key:type_name -> credvault.v1.ApiKeySecret
+	11, // 18: credvault.v1.CredentialSecret.bearer:type_name -> credvault.v1.BearerSecret
+	12, // 19: credvault.v1.CredentialSecret.basic:type_name -> credvault.v1.BasicSecret
+	13, // 20: credvault.v1.CredentialSecret.secret:type_name -> credvault.v1.GenericSecret
+	14, // 21: credvault.v1.CredentialSecret.oauth2:type_name -> credvault.v1.OAuth2Secret
+	24, // 22: credvault.v1.OAuth2Secret.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 23: credvault.v1.CreateCredentialRequest.credential:type_name -> credvault.v1.Credential
+	9,  // 24: credvault.v1.CreateCredentialRequest.secret:type_name -> credvault.v1.CredentialSecret
+	5,  // 25: credvault.v1.ListCredentialsResponse.credentials:type_name -> credvault.v1.Credential
+	5,  // 26: credvault.v1.UpdateCredentialRequest.credential:type_name -> credvault.v1.Credential
+	26, // 27: credvault.v1.UpdateCredentialRequest.update_mask:type_name -> google.protobuf.FieldMask
+	9,  // 28: credvault.v1.RotateCredentialSecretRequest.secret:type_name -> credvault.v1.CredentialSecret
+	15, // 29: credvault.v1.CredentialService.CreateCredential:input_type -> credvault.v1.CreateCredentialRequest
+	16, // 30: credvault.v1.CredentialService.GetCredential:input_type -> credvault.v1.GetCredentialRequest
+	17, // 31: credvault.v1.CredentialService.ListCredentials:input_type -> credvault.v1.ListCredentialsRequest
+	19, // 32: credvault.v1.CredentialService.UpdateCredential:input_type -> credvault.v1.UpdateCredentialRequest
+	20, // 33: credvault.v1.CredentialService.RotateCredentialSecret:input_type -> credvault.v1.RotateCredentialSecretRequest
+	21, // 34: credvault.v1.CredentialService.DeleteCredential:input_type -> credvault.v1.DeleteCredentialRequest
+	5,  // 35: credvault.v1.CredentialService.CreateCredential:output_type -> credvault.v1.Credential
+	5,  // 36: credvault.v1.CredentialService.GetCredential:output_type -> credvault.v1.Credential
+	18, // 37: credvault.v1.CredentialService.ListCredentials:output_type -> credvault.v1.ListCredentialsResponse
+	5,  // 38: credvault.v1.CredentialService.UpdateCredential:output_type -> credvault.v1.Credential
+	5,  // 39: credvault.v1.CredentialService.RotateCredentialSecret:output_type -> credvault.v1.Credential
+	27, // 40: credvault.v1.CredentialService.DeleteCredential:output_type -> google.protobuf.Empty
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_credvault_v1_credential_proto_init() }
