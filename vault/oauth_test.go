@@ -459,3 +459,35 @@ func TestProviderQuirksPerCredential(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowProviderDoesNotHangResolves: each token request is bounded by the
+// exchanger's client timeout, and a resolve never waits past its own
+// deadline; a valid token is still served.
+func TestSlowProviderDoesNotHangResolves(t *testing.T) {
+	p := newFakeProvider(t)
+	p.set(func(p *fakeProvider) { p.delay = 2 * time.Second })
+	cfg := &vault.OAuthConfig{Exchanger: &authtypes.Exchanger{HTTPClient: &http.Client{Timeout: 100 * time.Millisecond},
+		Backoff: func(int) time.Duration { return time.Millisecond }}}
+	e := newEnv(t, vault.Config{OAuth: cfg})
+	ctx := context.Background()
+	c := oauthCred("credentials/slow", p, authtypes.GrantClientCredentials)
+	e.v.CreateCredential(ctx, c, authtypes.Secret{OAuth2: &authtypes.OAuth2Secret{ClientSecret: "cs", AccessToken: "valid", Expiry: e.clock.Now().Add(20 * time.Second)}})
+	start := time.Now()
+	r, err := e.v.Resolve(ctx, vault.ResolveRequest{Name: c.Name, Caller: e.app})
+	if err != nil || r.Parameters[0].Value != "Bearer valid" {
+		t.Errorf("resolve with a slow provider and a valid token = %v, %v", r, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("resolve took %v; token requests are not bounded", d)
+	}
+	e.clock.Advance(time.Minute)
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := e.v.Resolve(dctx, vault.ResolveRequest{Name: c.Name, Caller: e.app}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("resolve past its deadline = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("resolve waited %v past a 50ms deadline", d)
+	}
+}
