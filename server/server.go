@@ -153,6 +153,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+CallbackPath, s.handleCallback)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET "+BackupPath, s.handleBackup)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := s.vault.Ready(r.Context()); err != nil {

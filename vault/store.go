@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/credvault/credvault/vault/auditlog"
@@ -111,4 +112,10 @@ type BulkStore interface {
 	// PutCredentialsBulk creates every credential (none may exist) and
 	// appends ev, all in one transaction.
 	PutCredentialsBulk(ctx context.Context, cs []*Credential, ev *auditlog.Event) error
+}
+
+// BackupStore is implemented by stores that can stream a consistent
+// snapshot of everything they hold while serving.
+type BackupStore interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 }

@@ -31,6 +31,8 @@ const usage = `credvaultd — the credvault credentials vault
 Usage:
   credvaultd serve [flags]    run the vault on its defaults (./data, 127.0.0.1:7443 and :7444)
   credvaultd audit verify     check the audit hash chain of a stopped vault (--data-dir)
+  credvaultd backup --to F    stream a consistent online backup from a running vault
+  credvaultd restore --from F check a backup and put it into an empty --data-dir
 
 Run "credvaultd serve --help" for the flags. Every flag is also an environment
 variable CREDVAULT_<NAME> (--data-dir is CREDVAULT_DATA_DIR).
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stderr)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
