@@ -88,6 +88,7 @@ type daemon struct {
 	httpAddr string
 	logs     *lockedBuffer
 	done     chan error
+	killed   bool // stopped by the test with SIGKILL
 }
 
 type lockedBuffer struct {
@@ -156,7 +157,7 @@ func startDaemonAt(t *testing.T, dataDir string, env []string, httpAddr string, 
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop(t *testing.T) {
-	if d.cmd.ProcessState != nil {
+	if d.killed || d.cmd.ProcessState != nil {
 		return
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
