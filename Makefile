@@ -60,9 +60,12 @@ build:
 run: build
 	./bin/credvaultd serve
 
-## test: everything CI checks: generated code, lint, unit, integration and e2e tests.
+## test: everything CI checks: generated code, lint, unit, integration and
+## e2e tests, then each fuzz target for FUZZTEST (default 10s).
+FUZZTEST ?= 10s
 test: tools check-generate lint
 	$(GOTEST) $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTEST)
 
 ## bench: Go micro-benchmarks of the hot path, then the load harness
 ## (resolve vs health Check, KMS calls, writes, refresh storm, 1k/100k/1M).
@@ -72,10 +75,13 @@ bench: build
 
 ## fuzz: each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
+FUZZ_TARGETS := authtypes:FuzzExpand authtypes:FuzzSecretDecode authtypes:FuzzState authtypes:FuzzJWTExpiry \
+	authtypes:FuzzTokenResponse vault/envelope:FuzzParse vault/auditlog:FuzzDecode server:FuzzCallback
 fuzz:
-	go test -run '^$$' -fuzz FuzzExpand -fuzztime $(FUZZTIME) ./authtypes/
-	go test -run '^$$' -fuzz FuzzSecretDecode -fuzztime $(FUZZTIME) ./authtypes/
-	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./vault/envelope/
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}/ | tail -1; \
+	done
 
 clean:
 	rm -rf bin .tools

@@ -612,6 +612,23 @@ func (c *OAuth2Config) config(s *OAuth2Secret, redirectURI string, style oauth2.
 	}
 }
 
+// scrub removes from a provider's error description any secret the
+// request carried: a provider that echoes what it was sent must not put a
+// token into last_error, a log line or an audit event.
+func scrub(err error, s *OAuth2Secret, more ...string) error {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, secret := range append([]string{s.ClientSecret, s.RefreshToken, s.AccessToken, s.SignInToken}, append(s.AdditionalClientSecrets, more...)...) {
+		if len(secret) >= 4 && (strings.Contains(pe.Description, secret) || strings.Contains(pe.Code, secret)) {
+			pe.Description = strings.ReplaceAll(pe.Description, secret, "[redacted]")
+			pe.Code = strings.ReplaceAll(pe.Code, secret, "[redacted]")
+		}
+	}
+	return err
+}
+
 // withEachClientSecret runs call with the client secret, then with each
 // additional one while the provider answers invalid_client: the client
 // authentication failed before the grant was looked at, so nothing was
@@ -627,7 +644,7 @@ func withEachClientSecret(s *OAuth2Secret, call func(*OAuth2Secret) (*Token, err
 		alt.ClientSecret = next
 		tok, err = call(&alt)
 	}
-	return tok, err
+	return tok, scrub(err, s)
 }
 
 // ClientCredentials obtains a token with the client_credentials grant
@@ -694,11 +711,12 @@ func (x *Exchanger) TokenExchange(ctx context.Context, c *OAuth2Config, s *OAuth
 		typ = "urn:ietf:params:oauth:token-type:access_token"
 	}
 	params.Set("subject_token_type", typ)
-	return x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
+	tok, err := x.do(ctx, c, 1, false, func(ctx context.Context, style oauth2.AuthStyle) (*oauth2.Token, error) {
 		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: s.ClientSecret, TokenURL: c.TokenURL,
 			Scopes: c.Scopes, EndpointParams: params, AuthStyle: style}
 		return cc.Token(ctx)
 	})
+	return tok, scrub(err, s, subjectToken)
 }
 
 // Revoke revokes token at the revocation endpoint (RFC 7009),
@@ -735,7 +753,7 @@ func (x *Exchanger) Revoke(ctx context.Context, c *OAuth2Config, s *OAuth2Secret
 		Description string `json:"error_description"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return &ProtocolError{Code: e.Error, Description: e.Description, HTTPStatus: resp.StatusCode}
+		return scrub(&ProtocolError{Code: e.Error, Description: e.Description, HTTPStatus: resp.StatusCode}, s, token)
 	}
 	return fmt.Errorf("%w: revocation answered HTTP %d", ErrTokenEndpoint, resp.StatusCode)
 }

@@ -158,3 +158,26 @@ func TestCallbackForwarder(t *testing.T) {
 		t.Errorf("state of another vault: %d, want passed through", rec.Code)
 	}
 }
+
+// FuzzCallback sends arbitrary queries to the OAuth callback: it never
+// panics, never answers 200 without a valid state, and the page never
+// carries unescaped markup from the query.
+func FuzzCallback(f *testing.F) {
+	e := newTestEnv(f, func(c *envConfig) { c.PublicURL = "http://vault.test" })
+	h := e.srv.HTTPHandler()
+	f.Add("code=abc&state=a.b.c")
+	f.Add("error=access_denied&error_description=%3Cb%3Ex%3C%2Fb%3E&state=x")
+	f.Add("code=&state=")
+	f.Fuzz(func(t *testing.T, query string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/oauth/callback", nil)
+		req.URL.RawQuery = query
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusOK {
+			t.Fatalf("callback(%q) = 200 without a valid state", query)
+		}
+		if strings.Contains(rec.Body.String(), "<script") {
+			t.Fatalf("callback(%q) echoes markup", query)
+		}
+	})
+}

@@ -66,7 +66,7 @@ type envConfig struct {
 // envOption changes the config of a testEnv.
 type envOption func(*envConfig)
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
@@ -134,7 +134,7 @@ func (e *testEnv) admin() context.Context { return as(e.adminToken) }
 func (e *testEnv) app() context.Context { return as(e.resolverToken) }
 
 // dbBytes reads the bbolt file as it is on disk.
-func (e *testEnv) dbBytes(t *testing.T) []byte {
+func (e *testEnv) dbBytes(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(e.dbPath)
 	if err != nil {
