@@ -77,6 +77,9 @@ type Store interface {
 	// Meta returns the value stored under key, or nil when there is none.
 	Meta(ctx context.Context, key string) ([]byte, error)
 
+	// PutMeta stores value under key (nil deletes it).
+	PutMeta(ctx context.Context, key string, value []byte) error
+
 	// InitMeta stores value under key unless a value is already there, and
 	// returns the value that is stored afterwards. It lets two processes
 	// racing on first start agree on one value.

@@ -32,6 +32,7 @@ Usage:
   credvaultd serve [flags]    run the vault on its defaults (./data, 127.0.0.1:7443 and :7444)
   credvaultd audit verify     check the audit hash chain of a stopped vault (--data-dir)
   credvaultd backup --to F    stream a consistent online backup from a running vault
+  credvaultd keys rewrap      re-wrap every data key under a new KMS key or local key (offline)
   credvaultd restore --from F check a backup and put it into an empty --data-dir
 
 Run "credvaultd serve --help" for the flags. Every flag is also an environment
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args[1:], stderr)
 	case "backup":
 		err = backupCmd(ctx, args[1:], stderr)
 	case "restore":

@@ -309,6 +309,16 @@ func (s *Store) Meta(_ context.Context, key string) ([]byte, error) {
 	return out, err
 }
 
+// PutMeta implements vault.Store.
+func (s *Store) PutMeta(_ context.Context, key string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if value == nil {
+			return tx.Bucket(bucketMeta).Delete([]byte(key))
+		}
+		return tx.Bucket(bucketMeta).Put([]byte(key), value)
+	})
+}
+
 // InitMeta implements vault.Store.
 func (s *Store) InitMeta(_ context.Context, key string, value []byte) ([]byte, error) {
 	var out []byte

@@ -134,3 +134,22 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
+
+// Rewrap returns the blob with its wrapped data key replaced, the sealed
+// secret untouched: re-wrapping under a new master key never decrypts a
+// secret.
+func Rewrap(blob, newWrappedKey []byte) ([]byte, error) {
+	env, err := Parse(blob)
+	if err != nil {
+		return nil, err
+	}
+	if len(newWrappedKey) == 0 || len(newWrappedKey) > MaxWrappedKeyLen {
+		return nil, fmt.Errorf("envelope: the wrapped key must be 1 to %d bytes", MaxWrappedKeyLen)
+	}
+	out := make([]byte, 0, headerLen+len(newWrappedKey)+len(env.nonce)+len(env.ciphertext))
+	out = append(out, version1)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(newWrappedKey)))
+	out = append(out, newWrappedKey...)
+	out = append(out, env.nonce...)
+	return append(out, env.ciphertext...), nil
+}

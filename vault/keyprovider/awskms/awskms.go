@@ -153,3 +153,20 @@ func (p *Provider) classify(op string, err error) error {
 	}
 	return fmt.Errorf("kms %s: unreachable: %w", op, vault.ErrKeyUnavailable)
 }
+
+// Rewrapper re-wraps data keys from this provider's key to another KMS key
+// with ReEncrypt (vault.Rewrapper).
+func (p *Provider) Rewrapper(newKeyID string) vault.Rewrapper {
+	return rewrapper{p: p, to: newKeyID}
+}
+
+type rewrapper struct {
+	p  *Provider
+	to string
+}
+
+func (r rewrapper) Rewrap(ctx context.Context, wrapped []byte, encCtx map[string]string) ([]byte, error) {
+	return r.p.ReWrap(ctx, wrapped, encCtx, r.to)
+}
+
+func (r rewrapper) NewID() string { return "awskms:" + r.to }

@@ -127,3 +127,14 @@ func (p *Provider) UnwrapKey(_ context.Context, wrapped []byte, encCtx map[strin
 func (p *Provider) Calls() map[string]int64 {
 	return map[string]int64{"GenerateDataKey": p.generates.Load(), "Decrypt": p.unwraps.Load()}
 }
+
+// WrapKey wraps an existing data key under this provider's key with
+// encCtx: for re-wrapping data keys when the local key is rotated.
+func (p *Provider) WrapKey(_ context.Context, key []byte, encCtx map[string]string) ([]byte, error) {
+	if len(key) != keyLen {
+		return nil, fmt.Errorf("local key: a data key must be %d bytes", keyLen)
+	}
+	nonce := make([]byte, p.aead.NonceSize())
+	rand.Read(nonce)
+	return p.aead.Seal(nonce, nonce, key, vault.ContextAAD(encCtx)), nil
+}
