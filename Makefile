@@ -13,7 +13,7 @@ TESTFLAGS  ?= -race -count=1 -timeout 12m
 
 export PATH := $(TOOLBIN):$(PATH)
 
-.PHONY: all tools generate check-generate lint build run test bench fuzz clean
+.PHONY: all tools generate check-generate lint build run test bench fuzz soak clean
 
 all: build
 
@@ -72,6 +72,11 @@ test: tools check-generate lint
 bench: build
 	go test -run '^$$' -bench . -benchmem ./authtypes/ ./vault/
 	./bin/credvault-bench $(BENCHFLAGS)
+
+## soak: the mixed-load soak test for SOAK_DURATION (default 60s; make test runs 3s).
+SOAK_DURATION ?= 60s
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) go test -race -count=1 -run '^TestSoak$$' -v -timeout 30m ./vault/ | grep -E 'soak|^(ok|FAIL|---)'
 
 ## fuzz: each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
