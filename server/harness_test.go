@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/credvault/credvault/authtypes"
 	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
 	"github.com/credvault/credvault/server"
 	"github.com/credvault/credvault/vault"
@@ -141,4 +142,11 @@ func (e *testEnv) dbBytes(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// apiKeyDomain is an API-key credential readable by callers/app, for tests
+// that set up through the vault directly.
+func apiKeyDomain(name, key string) (*vault.Credential, authtypes.Secret) {
+	return &vault.Credential{Name: name, Type: authtypes.TypeAPIKey, AllowedCallers: []string{"callers/app"}},
+		authtypes.Secret{APIKey: &authtypes.APIKeySecret{Key: key}}
 }
