@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,8 +18,22 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/credvault/credvault/client"
+	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
 	"github.com/credvault/credvault/server"
 )
+
+// bearerCreds is gRPC per-RPC credentials with a caller token.
+type bearerCreds string
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerCreds) RequireTransportSecurity() bool { return false }
 
 // oauthServer is a real OAuth 2.0 authorization server (oidc-provider,
 // e2e/oauthserver) on 127.0.0.1.
@@ -127,7 +143,7 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 	go appSrv.Serve(appLis)
 	t.Cleanup(func() { appSrv.Close() })
 	idp := startOAuthServer(t, []string{callback, appReturn}, "ACCESS_TOKEN_TTL=4")
-	d := startDaemonAt(t, t.TempDir(), nil, httpAddr)
+	d := startDaemonAt(t, t.TempDir(), nil, httpAddr, "--oauth-force-refresh-interval", "1s")
 	admin := d.adminToken(t)
 	app := mintResolver(t, d, admin, "app")
 	const cs = "credvault.v1.CredentialService/"
@@ -153,6 +169,39 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 	}
 	if n := count(idp.stats(t), "token", "client_credentials"); n != 2 {
 		t.Errorf("client credentials token requests = %d, want 2 (one per credential)", n)
+	}
+
+	// The Go client: a target that answers 401 once makes it re-resolve
+	// with force_refresh, which the provider sees as a new token request.
+	time.Sleep(1100 * time.Millisecond) // past the forced-refresh interval
+	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearerCreds(app)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var authMu sync.Mutex // guards seenAuth
+	var seenAuth []string
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authMu.Lock()
+		seenAuth = append(seenAuth, r.Header.Get("Authorization"))
+		first := len(seenAuth) == 1
+		authMu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer target.Close()
+	before := count(idp.stats(t), "token", "client_credentials")
+	hc := &http.Client{Transport: &client.Transport{Resolver: credvaultv1.NewResolverServiceClient(conn), Credential: "credentials/cc-basic"}}
+	resp, err := hc.Get(target.URL + "/api")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("client through a 401: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	authMu.Lock()
+	defer authMu.Unlock()
+	if n := count(idp.stats(t), "token", "client_credentials") - before; n != 1 || len(seenAuth) != 2 || seenAuth[0] == seenAuth[1] {
+		t.Errorf("forced refresh: %d token requests at the provider, %d target requests; want 1 and 2 with a new token", n, len(seenAuth))
 	}
 
 	// Authorization code with PKCE.
@@ -238,7 +287,7 @@ func TestOAuthAgainstRealProvider(t *testing.T) {
 	}
 
 	// Delete revokes the refresh token at the provider (RFC 7009).
-	before := count(idp.stats(t), "revocation")
+	before = count(idp.stats(t), "revocation")
 	d.mustGRPC(t, admin, cs+"DeleteCredential", `{"name": "credentials/web"}`)
 	if n := count(idp.stats(t), "revocation") - before; n != 1 {
 		t.Errorf("delete made %d revocation requests, want 1", n)

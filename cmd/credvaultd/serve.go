@@ -39,6 +39,7 @@ type serveConfig struct {
 	pprof                                  bool
 	auditFile                              string
 	oauthSkew, oauthDefaultLifetime        time.Duration
+	oauthForceInterval                     time.Duration
 	rateLimit                              float64
 	rateBurst                              int
 	shutdownTimeout                        time.Duration
@@ -82,6 +83,9 @@ OAuth 2.0:
                                  (default 60s)
   --oauth-default-lifetime DUR   lifetime assumed when a provider omits
                                  expires_in (default 1h)
+  --oauth-force-refresh-interval DUR
+                                 least time between two refreshes forced by
+                                 callers (force_refresh) per credential (10s)
 Audit:
   --audit-file FILE       also append every audit event as a JSON line to FILE
                           (for SIEM shipping; the chain in the database is the
@@ -110,6 +114,7 @@ Shutdown:
 	fs.StringVar(&cfg.auditFile, "audit-file", "", "")
 	fs.DurationVar(&cfg.oauthSkew, "oauth-refresh-skew", 60*time.Second, "")
 	fs.DurationVar(&cfg.oauthDefaultLifetime, "oauth-default-lifetime", time.Hour, "")
+	fs.DurationVar(&cfg.oauthForceInterval, "oauth-force-refresh-interval", 10*time.Second, "")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
@@ -156,7 +161,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer closeSink()
 	metrics := server.NewMetrics()
 	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink, TokenObserver: metrics,
-		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime}})
+		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime, ForceRefreshInterval: cfg.oauthForceInterval}})
 	if err != nil {
 		return err
 	}
