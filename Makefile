@@ -83,10 +83,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := authtypes:FuzzExpand authtypes:FuzzSecretDecode authtypes:FuzzState authtypes:FuzzJWTExpiry \
 	authtypes:FuzzTokenResponse vault/envelope:FuzzParse vault/auditlog:FuzzDecode server:FuzzCallback
 fuzz:
-	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
-		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}/ | tail -1; \
-	done
+	@FUZZTIME=$(FUZZTIME) .ci/fuzz.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf bin .tools
