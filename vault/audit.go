@@ -85,6 +85,7 @@ type groupCommitter struct {
 	store   Store
 	sink    func(*auditlog.Event)
 	written *atomic.Int64 // counts durable events
+	commits *atomic.Int64 // counts group commits
 
 	mu      sync.Mutex // guards pending and running
 	pending []*pendingEvent
@@ -137,6 +138,7 @@ func (g *groupCommitter) drain() {
 		// The batch commits on its own context: one waiter's cancellation
 		// must not drop the others' events.
 		err := g.store.AppendAudit(context.Background(), events)
+		g.commits.Add(1)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 		} else if g.written.Add(int64(len(events))); g.sink != nil {

@@ -13,18 +13,21 @@ type Stats struct {
 	TokenRequests      int64
 	TokenFailures      int64
 	AuditEvents        int64
+	// AuditCommits counts group commits of read/resolve events; events per
+	// commit is the group commit's batching.
+	AuditCommits int64
 }
 
 // counters are the live Stats.
 type counters struct {
-	dekHits, dekMisses, tokenRequests, tokenFailures, auditEvents atomic.Int64
+	dekHits, dekMisses, tokenRequests, tokenFailures, auditEvents, auditCommits atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
 func (v *Vault) Stats() Stats {
 	c := &v.counters
 	return Stats{DataKeyCacheHits: c.dekHits.Load(), DataKeyCacheMisses: c.dekMisses.Load(),
-		TokenRequests: c.tokenRequests.Load(), TokenFailures: c.tokenFailures.Load(), AuditEvents: c.auditEvents.Load()}
+		TokenRequests: c.tokenRequests.Load(), TokenFailures: c.tokenFailures.Load(), AuditEvents: c.auditEvents.Load(), AuditCommits: c.auditCommits.Load()}
 }
 
 // TokenObserver is told how long each token-endpoint exchange took

@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 		age = time.Hour
 	}
 	v.dek = newKeyCache(size, age)
-	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents}
+	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents, commits: &v.counters.auditCommits}
 
 	id, err := v.store.InitMeta(ctx, metaKeyProvider, []byte(cfg.Keys.ID()))
 	if err != nil {
