@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +43,7 @@ const FileName = "credvault.db"
 // Store is a vault.Store on bbolt.
 type Store struct {
 	db          *bolt.DB
+	writers     atomic.Int64 // writes in flight, to choose Update or Batch
 	credentials *decodedCache[vault.Credential]
 	callers     *decodedCache[vault.Caller]
 }
@@ -81,10 +83,25 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising %s: %w", path, err)
 	}
+	// A lone write waits at most this long for company before committing.
+	db.MaxBatchDelay = 300 * time.Microsecond
 	return &Store{db: db,
 		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),
 		callers:     newDecodedCache(DecodedCacheSize, func(c *vault.Caller) *vault.Caller { cp := *c; return &cp }),
 	}, nil
+}
+
+// write runs fn in a write transaction. A lone writer commits at once; when
+// other writes are in flight, they share commits (bbolt Batch), and each
+// call still returns only once its write is durable. fn may then run twice
+// (when another write in the batch fails): it must read everything it
+// checks and links from the transaction, so that a rerun is the same write.
+func (s *Store) write(fn func(*bolt.Tx) error) error {
+	defer s.writers.Add(-1)
+	if s.writers.Add(1) == 1 {
+		return s.db.Update(fn)
+	}
+	return s.db.Batch(fn)
 }
 
 // Close closes the database; it waits for open transactions.
@@ -141,7 +158,7 @@ func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.Name, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if err := checkCredential(b, c.Name, cond); err != nil {
 			return err
@@ -155,7 +172,7 @@ func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault
 
 // DeleteCredential implements vault.Store.
 func (s *Store) DeleteCredential(_ context.Context, name string, cond vault.Condition, ev *auditlog.Event) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
@@ -250,7 +267,7 @@ func (s *Store) PutCaller(_ context.Context, c *vault.Caller, cond vault.Conditi
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.Name, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		b, idx, mtls := tx.Bucket(bucketCallers), tx.Bucket(bucketTokenIndex), tx.Bucket(bucketMTLSIndex)
 		old := b.Get([]byte(c.Name))
 		switch {
