@@ -23,12 +23,17 @@ type Metrics struct {
 	grpc      *grpcprom.ServerMetrics
 	resolves  *prometheus.CounterVec
 	tokenTime *prometheus.HistogramVec
+	// byCredential, when not nil, counts resolves per credential name: only
+	// behind --metrics-credential-labels, since names are unbounded.
+	byCredential *prometheus.CounterVec
 }
 
 var _ vault.TokenObserver = (*Metrics)(nil)
 
-// NewMetrics builds the registry.
-func NewMetrics() *Metrics {
+// NewMetrics builds the registry. credentialLabels adds
+// credvault_credential_resolves_total{credential}, one series per
+// credential: use it only where the number of credentials is bounded.
+func NewMetrics(credentialLabels ...bool) *Metrics {
 	m := &Metrics{
 		reg:  prometheus.NewRegistry(),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
@@ -39,6 +44,11 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"grant", "ok"}),
 	}
 	m.reg.MustRegister(m.grpc, m.resolves, m.tokenTime, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if len(credentialLabels) > 0 && credentialLabels[0] {
+		m.byCredential = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "credvault_credential_resolves_total",
+			Help: "ResolveCredential calls by credential name and gRPC code."}, []string{"credential", "code"})
+		m.reg.MustRegister(m.byCredential)
+	}
 	return m
 }
 
@@ -73,8 +83,11 @@ func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64) {
 	}
 }
 
-func (m *Metrics) countResolve(typ string, code codes.Code) {
+func (m *Metrics) countResolve(name, typ string, code codes.Code) {
 	m.resolves.WithLabelValues(typ, code.String()).Inc()
+	if m.byCredential != nil && code != codes.InvalidArgument {
+		m.byCredential.WithLabelValues(name, code.String()).Inc()
+	}
 }
 
 func (m *Metrics) handler() http.Handler {

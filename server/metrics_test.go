@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
+	"github.com/credvault/credvault/server"
 )
 
 // TestMetricsMoveAndHoldNoSecret scrapes /metrics after resolves: the
@@ -57,5 +58,23 @@ func TestMetricsMoveAndHoldNoSecret(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz = %d", code)
+	}
+}
+
+func TestMetricsCredentialLabelsOnlyWhenAsked(t *testing.T) {
+	for _, labels := range []bool{false, true} {
+		e := newTestEnv(t, func(c *envConfig) { c.Metrics = server.NewMetrics(labels) })
+		h := httptest.NewServer(e.srv.HTTPHandler())
+		t.Cleanup(h.Close)
+		e.resolver.ResolveCredential(e.app(), &credvaultv1.ResolveCredentialRequest{Name: "credentials/named"})
+		resp, err := http.Get(h.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Contains(string(b), `credential="credentials/named"`); got != labels {
+			t.Errorf("NewMetrics(%v): a credential name in /metrics = %v", labels, got)
+		}
 	}
 }

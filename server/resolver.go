@@ -35,10 +35,10 @@ func (h *resolverService) ResolveCredential(ctx context.Context, req *credvaultv
 	})
 	if err != nil {
 		err = h.s.status(ctx, err)
-		h.s.metrics.countResolve("unknown", status.Code(err))
+		h.s.metrics.countResolve(req.GetName(), "unknown", status.Code(err))
 		return nil, err
 	}
-	h.s.metrics.countResolve(r.Type.String(), codes.OK)
+	h.s.metrics.countResolve(req.GetName(), r.Type.String(), codes.OK)
 	resp := &credvaultv1.ResolveCredentialResponse{
 		Parameters:        make([]*credvaultv1.ResolvedParameter, len(r.Parameters)),
 		ExpireTime:        timestamppb.New(r.ExpireTime),

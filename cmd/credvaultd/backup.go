@@ -56,7 +56,7 @@ func backupCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	n, err := io.Copy(f, &progress{r: resp.Body, log: log, every: time.Second})
+	n, err := io.Copy(f, &progress{r: resp.Body, log: log, every: time.Second, tty: terminal(stderr)})
 	if err == nil {
 		err = f.Sync()
 	}
@@ -128,11 +128,13 @@ func restoreCmd(_ context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// progress logs how far a long copy got, at most every interval.
+// progress shows how far a long copy got: a line redrawn in place on a
+// terminal, a log line at most every interval otherwise.
 type progress struct {
 	r     io.Reader
 	log   *slog.Logger
 	every time.Duration
+	tty   io.Writer // set when stderr is a terminal
 	n     int64
 	last  time.Time
 }
@@ -140,9 +142,29 @@ type progress struct {
 func (p *progress) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
-	if time.Since(p.last) >= p.every {
+	switch {
+	case p.tty != nil && (time.Since(p.last) >= 100*time.Millisecond || err != nil):
+		p.last = time.Now()
+		fmt.Fprintf(p.tty, "\rbackup: %8.1f MiB", float64(p.n)/(1<<20))
+		if err != nil {
+			fmt.Fprintln(p.tty)
+		}
+	case p.tty == nil && time.Since(p.last) >= p.every:
 		p.last = time.Now()
 		p.log.Info("backup in progress", "bytes", p.n)
 	}
 	return n, err
+}
+
+// terminal returns w when it is a terminal (a character device), else nil.
+func terminal(w io.Writer) io.Writer {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return w
 }

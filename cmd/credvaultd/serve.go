@@ -37,6 +37,7 @@ type serveConfig struct {
 	logLevel, logFormat                    string
 	logPayloads                            bool
 	pprof                                  bool
+	metricsCredentialLabels                bool
 	auditFile                              string
 	oauthSkew, oauthDefaultLifetime        time.Duration
 	oauthForceInterval                     time.Duration
@@ -75,6 +76,8 @@ Logging:
   --log-level LEVEL       debug | info | warn | error (default info)
   --log-format FORMAT     json | text (default json)
   --log-payloads          log every request and response, secrets redacted
+  --metrics-credential-labels   also count resolves per credential name in
+                          /metrics (one series per credential: bounded fleets)
   --pprof                 serve Go profiles at /debug/pprof/ on the HTTP side
                           (loopback only; for performance work)
 OAuth 2.0:
@@ -111,6 +114,7 @@ Shutdown:
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "")
 	fs.BoolVar(&cfg.logPayloads, "log-payloads", false, "")
 	fs.BoolVar(&cfg.pprof, "pprof", false, "")
+	fs.BoolVar(&cfg.metricsCredentialLabels, "metrics-credential-labels", false, "")
 	fs.StringVar(&cfg.auditFile, "audit-file", "", "")
 	fs.DurationVar(&cfg.oauthSkew, "oauth-refresh-skew", 60*time.Second, "")
 	fs.DurationVar(&cfg.oauthDefaultLifetime, "oauth-default-lifetime", time.Hour, "")
@@ -159,7 +163,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeSink()
-	metrics := server.NewMetrics()
+	metrics := server.NewMetrics(cfg.metricsCredentialLabels)
 	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink, TokenObserver: metrics,
 		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime, ForceRefreshInterval: cfg.oauthForceInterval}})
 	if err != nil {
