@@ -173,8 +173,19 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 	if v.usable(c, o, now) && !(force && now.Sub(c.Secret.LastRefreshTime) >= v.oauth.ForceRefreshInterval) {
 		return &flightResult{secret: secret, until: v.cacheUntil(c, o, now)}, nil
 	}
+	if c.Secret.TokenStatus == TokenStatusAuthorizationRequired {
+		// The grant is dead: asking again would only hammer the provider
+		// (and overwrite the explanation). StartAuthorization or a new
+		// secret resets the status.
+		msg := c.Secret.LastError
+		if msg == "" {
+			msg = "no usable token"
+		}
+		return nil, fmt.Errorf("%s: %s: %w", name, msg, ErrAuthorizationRequired)
+	}
 	var tok *authtypes.Token
 	gen := c.Secret.RefreshGeneration
+	cutOff := c.Secret.RefreshPending // a refresh before this one never finished
 	switch {
 	case o.RefreshToken != "":
 		// Crash-safe refresh: first make "a refresh is in flight" durable, so
@@ -209,6 +220,9 @@ func (v *Vault) refreshFlight(ctx context.Context, name string, force bool) (*fl
 		}
 	}
 	if err != nil {
+		if cutOff && authtypes.Classify(err) == authtypes.FailureReauthorize {
+			err = &cutOffRefresh{err}
+		}
 		return v.refreshFailed(ctx, c, secret, err)
 	}
 	next := *o
@@ -249,7 +263,11 @@ func (v *Vault) refreshFailed(ctx context.Context, c *Credential, secret authtyp
 	}
 	lastErr := "token endpoint unavailable"
 	var pe *authtypes.ProtocolError
+	var co *cutOffRefresh
 	switch {
+	case errors.As(cause, &co) && errors.As(cause, &pe):
+		lastErr = "the vault stopped during a refresh and the provider no longer accepts the stored refresh token " +
+			"(it was rotated and the new one was never received): authorize again (" + pe.Error() + ")"
 	case errors.As(cause, &pe):
 		lastErr = pe.Error()
 	case failure == authtypes.FailureMalformed:
@@ -388,16 +406,15 @@ func (v *Vault) RecoverPendingRefreshes(ctx context.Context) (int, error) {
 	}
 	for _, name := range pending {
 		_, err := v.refreshFlight(ctx, name, true)
-		if errors.Is(err, ErrAuthorizationRequired) {
-			c, gerr := v.store.GetCredential(ctx, name)
-			if gerr == nil {
-				_, _ = v.storeTokens(ctx, name, c.Secret.Version, nil, func(st *SecretState) {
-					st.LastError = "the vault stopped during a refresh and the provider no longer accepts the stored refresh token " +
-						"(it was rotated and the new one was never received): authorize again (" + st.LastError + ")"
-				}, 0, "oauth/refresh_recovery", auditlog.OutcomeFailure, nil)
-			}
-		}
 		v.log.InfoContext(ctx, "retried a refresh cut off by a stop", "credential", name, "ok", err == nil)
 	}
 	return len(pending), nil
 }
+
+// cutOffRefresh marks a refusal of the refresh token that follows a
+// refresh the vault never finished: the provider most likely rotated the
+// token and the new one was lost with the process.
+type cutOffRefresh struct{ err error }
+
+func (e *cutOffRefresh) Error() string { return e.err.Error() }
+func (e *cutOffRefresh) Unwrap() error { return e.err }

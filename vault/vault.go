@@ -306,7 +306,7 @@ func (v *Vault) CreateCredential(ctx context.Context, c *Credential, secret auth
 	now := v.clock.Now().UTC()
 	c.CreateTime, c.UpdateTime, c.Revision = now, now, 1
 	c.Secret = SecretState{Version: 1, SetTime: now}
-	v.describeSecret(&c.Secret, c.Type, secret, now)
+	v.describeSecret(&c.Secret, c, secret, now)
 	sealed, fp, err := v.seal(ctx, c.Name, 1, secret)
 	if err != nil {
 		return nil, err
@@ -321,8 +321,8 @@ func (v *Vault) CreateCredential(ctx context.Context, c *Credential, secret auth
 }
 
 // describeSecret fills the non-secret facts about a freshly written secret.
-func (v *Vault) describeSecret(st *SecretState, t authtypes.Type, secret authtypes.Secret, now time.Time) {
-	if t != authtypes.TypeOAuth2 || secret.OAuth2 == nil {
+func (v *Vault) describeSecret(st *SecretState, c *Credential, secret authtypes.Secret, now time.Time) {
+	if c.Type != authtypes.TypeOAuth2 || secret.OAuth2 == nil {
 		return
 	}
 	o := secret.OAuth2
@@ -332,6 +332,8 @@ func (v *Vault) describeSecret(st *SecretState, t authtypes.Type, secret authtyp
 	switch {
 	case o.AccessToken != "" || o.RefreshToken != "":
 		st.TokenStatus = TokenStatusActive
+	case c.OAuth2 != nil && c.OAuth2.GrantType == authtypes.GrantClientCredentials:
+		st.TokenStatus = TokenStatusActive // the vault gets tokens itself
 	default:
 		st.TokenStatus = TokenStatusAuthorizationRequired
 	}
@@ -445,7 +447,7 @@ func (v *Vault) RotateCredentialSecret(ctx context.Context, name, etag string, s
 		next.Revision = cur.Revision + 1
 		next.UpdateTime = now
 		next.Secret = SecretState{Version: cur.Secret.Version + 1, SetTime: now}
-		v.describeSecret(&next.Secret, next.Type, secret, now)
+		v.describeSecret(&next.Secret, next, secret, now)
 		if next.Secret.Sealed, next.Secret.Fingerprint, err = v.seal(ctx, name, next.Secret.Version, secret); err != nil {
 			return nil, err
 		}
@@ -618,7 +620,7 @@ func (v *Vault) BulkCreate(ctx context.Context, cs []*Credential, secrets []auth
 		}
 		c.CreateTime, c.UpdateTime, c.Revision = now, now, 1
 		c.Secret = SecretState{Version: 1, SetTime: now}
-		v.describeSecret(&c.Secret, c.Type, secrets[i], now)
+		v.describeSecret(&c.Secret, c, secrets[i], now)
 		var err error
 		if c.Secret.Sealed, c.Secret.Fingerprint, err = v.seal(ctx, c.Name, 1, secrets[i]); err != nil {
 			return err
