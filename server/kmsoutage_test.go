@@ -52,7 +52,7 @@ func TestKMSOutage(t *testing.T) {
 	t.Cleanup(fake.Stop)
 	fake.AddAlias("alias/credvault", fake.CreateKey())
 	client := kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String(fake.URL()),
-		Credentials: credentials.NewStaticCredentialsProvider("x", "x", "")})
+		Credentials: credentials.NewStaticCredentialsProvider("x", "x", "")}, awskms.Configure)
 	keys := awskms.NewWithClient(client, "alias/credvault")
 	ctx := context.Background()
 	dir := t.TempDir()

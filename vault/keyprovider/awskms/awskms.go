@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -54,7 +55,17 @@ func New(ctx context.Context, keyID string) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
-	return NewWithClient(kms.NewFromConfig(cfg), keyID), nil
+	return NewWithClient(kms.NewFromConfig(cfg, Configure), keyID), nil
+}
+
+// Configure sets the client options the provider relies on: the SDK's
+// standard retryer (throttling and 5xx are retried), bounded so that its
+// retries fit in DefaultTimeout instead of being cut off by it.
+func Configure(o *kms.Options) {
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = 3
+		so.MaxBackoff = 500 * time.Millisecond
+	})
 }
 
 // NewWithClient returns a provider using client.

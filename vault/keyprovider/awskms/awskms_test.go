@@ -36,7 +36,7 @@ func startFake(t *testing.T) (*awskmstest.Fake, *kms.Client) {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(f.URL()),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	}, awskms.Configure)
 	return f, client
 }
 
