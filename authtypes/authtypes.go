@@ -26,33 +26,16 @@ const (
 	TypeOAuth2      Type = 5
 )
 
-var typeNames = map[Type]string{TypeAPIKey: "api_key", TypeBearer: "bearer", TypeBasic: "basic", TypeSecret: "secret", TypeOAuth2: "oauth2"}
+var typeNames = enumText[Type]{what: "credential type", names: map[Type]string{
+	TypeAPIKey: "api_key", TypeBearer: "bearer", TypeBasic: "basic", TypeSecret: "secret", TypeOAuth2: "oauth2"}}
 
-func (t Type) String() string {
-	if n, ok := typeNames[t]; ok {
-		return n
-	}
-	return fmt.Sprintf("type(%d)", int(t))
-}
+func (t Type) String() string { return typeNames.String(t) }
 
 // MarshalText encodes a type by name, for storage.
-func (t Type) MarshalText() ([]byte, error) {
-	if n, ok := typeNames[t]; ok {
-		return []byte(n), nil
-	}
-	return nil, fmt.Errorf("unknown credential type %d", int(t))
-}
+func (t Type) MarshalText() ([]byte, error) { return typeNames.marshal(t) }
 
 // UnmarshalText decodes a type name.
-func (t *Type) UnmarshalText(b []byte) error {
-	for k, n := range typeNames {
-		if n == string(b) {
-			*t = k
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown credential type %q", truncate(string(b), 32))
-}
+func (t *Type) UnmarshalText(b []byte) error { return typeNames.unmarshal(b, t) }
 
 // Location says where a parameter goes. The numbers are the API's Location.
 type Location int
@@ -66,32 +49,52 @@ const (
 	LocationPath        Location = 4
 )
 
-var locationNames = map[Location]string{LocationHeader: "header", LocationQuery: "query", LocationBody: "body", LocationPath: "path"}
+var locationNames = enumText[Location]{what: "location", names: map[Location]string{
+	LocationHeader: "header", LocationQuery: "query", LocationBody: "body", LocationPath: "path"}}
 
-func (l Location) String() string {
-	if n, ok := locationNames[l]; ok {
-		return n
-	}
-	return fmt.Sprintf("location(%d)", int(l))
-}
+func (l Location) String() string { return locationNames.String(l) }
 
 // MarshalText encodes a location by name.
-func (l Location) MarshalText() ([]byte, error) {
-	if n, ok := locationNames[l]; ok {
-		return []byte(n), nil
-	}
-	return nil, fmt.Errorf("unknown location %d", int(l))
-}
+func (l Location) MarshalText() ([]byte, error) { return locationNames.marshal(l) }
 
 // UnmarshalText decodes a location name.
-func (l *Location) UnmarshalText(b []byte) error {
-	for k, n := range locationNames {
+func (l *Location) UnmarshalText(b []byte) error { return locationNames.unmarshal(b, l) }
+
+// enumText is the text form of one of the package's enums, used in storage
+// (JSON) and logs, so that stored records read by name, not by number.
+type enumText[T ~int] struct {
+	what  string
+	names map[T]string
+}
+
+func (e enumText[T]) String(v T) string {
+	if n, ok := e.names[v]; ok {
+		return n
+	}
+	return fmt.Sprintf("%s(%d)", strings.ReplaceAll(e.what, " ", "_"), int(v))
+}
+
+func (e enumText[T]) marshal(v T) ([]byte, error) {
+	if n, ok := e.names[v]; ok {
+		return []byte(n), nil
+	}
+	return nil, fmt.Errorf("unknown %s %d", e.what, int(v))
+}
+
+func (e enumText[T]) unmarshal(b []byte, v *T) error {
+	for k, n := range e.names {
 		if n == string(b) {
-			*l = k
+			*v = k
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown location %q", truncate(string(b), 32))
+	return fmt.Errorf("unknown %s %q", e.what, truncate(string(b), 32))
+}
+
+// known reports whether v is a value of the enum.
+func (e enumText[T]) known(v T) bool {
+	_, ok := e.names[v]
+	return ok
 }
 
 // ParameterTemplate places a secret on an outbound request.

@@ -41,34 +41,17 @@ const (
 	GrantTokenExchange     GrantType = 4
 )
 
-var grantNames = map[GrantType]string{GrantClientCredentials: "client_credentials", GrantAuthorizationCode: "authorization_code",
-	GrantRefreshToken: "refresh_token", GrantTokenExchange: "token_exchange"}
+var grantNames = enumText[GrantType]{what: "grant type", names: map[GrantType]string{
+	GrantClientCredentials: "client_credentials", GrantAuthorizationCode: "authorization_code",
+	GrantRefreshToken: "refresh_token", GrantTokenExchange: "token_exchange"}}
 
-func (g GrantType) String() string {
-	if n, ok := grantNames[g]; ok {
-		return n
-	}
-	return fmt.Sprintf("grant(%d)", int(g))
-}
+func (g GrantType) String() string { return grantNames.String(g) }
 
 // MarshalText encodes a grant type by name.
-func (g GrantType) MarshalText() ([]byte, error) {
-	if n, ok := grantNames[g]; ok {
-		return []byte(n), nil
-	}
-	return nil, fmt.Errorf("unknown grant type %d", int(g))
-}
+func (g GrantType) MarshalText() ([]byte, error) { return grantNames.marshal(g) }
 
 // UnmarshalText decodes a grant type name.
-func (g *GrantType) UnmarshalText(b []byte) error {
-	for k, n := range grantNames {
-		if n == string(b) {
-			*g = k
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown grant type %q", truncate(string(b), 32))
-}
+func (g *GrantType) UnmarshalText(b []byte) error { return grantNames.unmarshal(b, g) }
 
 // AuthStyle is how the client authenticates at the token endpoint.
 type AuthStyle int
@@ -223,7 +206,7 @@ func validateOAuth2Config(prefix string, c *OAuth2Config) []FieldViolation {
 	bad := func(field, desc string) {
 		vs = append(vs, FieldViolation{Field: prefix + "." + field, Description: desc})
 	}
-	if _, ok := grantNames[c.GrantType]; !ok {
+	if !grantNames.known(c.GrantType) {
 		bad("grant_type", "must be one of GRANT_TYPE_CLIENT_CREDENTIALS, _AUTHORIZATION_CODE, _REFRESH_TOKEN, _TOKEN_EXCHANGE")
 	}
 	if c.TokenURL == "" {

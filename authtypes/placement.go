@@ -35,7 +35,7 @@ func ValidateDefinition(prefix string, d Definition) []FieldViolation {
 	}
 	for i, p := range d.Placement {
 		field := fmt.Sprintf("placement[%d]", i)
-		if _, ok := locationNames[p.Location]; !ok {
+		if !locationNames.known(p.Location) {
 			bad(field+".location", "must be LOCATION_HEADER, _QUERY, _BODY or _PATH")
 		}
 		switch {

@@ -377,66 +377,71 @@ func (v *Vault) ListCredentials(ctx context.Context, after string, limit int, ma
 // without an etag.
 const maxWriteAttempts = 8
 
-// UpdateCredential changes the non-secret fields of a credential: mutate is
-// applied to a copy of the stored record, and the name, type, times and
-// secret are restored afterwards, so it cannot touch them. etag, when not
-// empty, must be the stored record's etag (ErrEtagMismatch otherwise).
-func (v *Vault) UpdateCredential(ctx context.Context, name, etag string, mutate func(*Credential)) (*Credential, error) {
+// writeCredential is the read-modify-write of one stored credential: it
+// reads the record, checks etag (when not empty), lets change build the
+// next record and its audit event from a copy, and commits them on
+// condition that the revision did not move. Without an etag, a concurrent
+// write makes it start over on the newer record (no update is lost); with
+// one, the caller gets ErrEtagMismatch. It returns the record it replaced
+// and the stored one.
+func (v *Vault) writeCredential(ctx context.Context, name, etag string, change func(cur, next *Credential) (*auditlog.Event, error)) (*Credential, *Credential, error) {
 	for attempt := 0; ; attempt++ {
 		cur, err := v.store.GetCredential(ctx, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if etag != "" && etag != cur.Etag() {
-			return nil, fmt.Errorf("%s: %w", name, ErrEtagMismatch)
+			return nil, nil, fmt.Errorf("%s: %w", name, ErrEtagMismatch)
 		}
 		next := cur.clone()
-		mutate(next)
-		next.Name, next.Type, next.CreateTime, next.Secret = cur.Name, cur.Type, cur.CreateTime, cur.Secret
-		var secret *authtypes.Secret
-		if !slices.Equal(next.Placement, cur.Placement) || next.OAuth2 != nil {
-			// A new placement must expand cleanly with the stored secret.
-			s, err := v.open(ctx, cur)
-			if err != nil {
-				return nil, err
-			}
-			secret = &s
-		}
-		if err := validate(next, nil); err != nil {
-			return nil, err
-		}
-		if secret != nil {
-			if _, err := authtypes.Expand("credential", next.Definition(), *secret); err != nil {
-				return nil, err
-			}
+		ev, err := change(cur, next)
+		if err != nil {
+			return nil, nil, err
 		}
 		next.Revision = cur.Revision + 1
-		next.UpdateTime = v.clock.Now().UTC()
-		ev := v.successEvent(ctx, name, nil)
 		err = v.store.PutCredential(ctx, next, Condition{Revision: cur.Revision}, ev)
 		if errors.Is(err, ErrEtagMismatch) && etag == "" && attempt < maxWriteAttempts {
 			continue // someone else wrote in between: apply the change to theirs
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v.recorded(ctx, ev)
-		return next.clone(), nil
+		return cur, next.clone(), nil
 	}
+}
+
+// UpdateCredential changes the non-secret fields of a credential: mutate is
+// applied to a copy of the stored record, and the name, type, times and
+// secret are restored afterwards, so it cannot touch them. etag, when not
+// empty, must be the stored record's etag (ErrEtagMismatch otherwise).
+func (v *Vault) UpdateCredential(ctx context.Context, name, etag string, mutate func(*Credential)) (*Credential, error) {
+	_, stored, err := v.writeCredential(ctx, name, etag, func(cur, next *Credential) (*auditlog.Event, error) {
+		mutate(next)
+		next.Name, next.Type, next.CreateTime, next.Secret = cur.Name, cur.Type, cur.CreateTime, cur.Secret
+		if err := validate(next, nil); err != nil {
+			return nil, err
+		}
+		if !slices.Equal(next.Placement, cur.Placement) || next.OAuth2 != nil {
+			// A new placement must expand cleanly with the stored secret.
+			secret, err := v.open(ctx, cur)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := authtypes.Expand("credential", next.Definition(), secret); err != nil {
+				return nil, err
+			}
+		}
+		next.UpdateTime = v.clock.Now().UTC()
+		return v.successEvent(ctx, name, nil), nil
+	})
+	return stored, err
 }
 
 // RotateCredentialSecret replaces the secret of a credential and increments
 // its secret version.
 func (v *Vault) RotateCredentialSecret(ctx context.Context, name, etag string, secret authtypes.Secret) (*Credential, error) {
-	for attempt := 0; ; attempt++ {
-		cur, err := v.store.GetCredential(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if etag != "" && etag != cur.Etag() {
-			return nil, fmt.Errorf("%s: %w", name, ErrEtagMismatch)
-		}
-		next := cur.clone()
+	replaced, stored, err := v.writeCredential(ctx, name, etag, func(cur, next *Credential) (*auditlog.Event, error) {
 		if err := validate(next, &secret); err != nil {
 			return nil, err
 		}
@@ -444,26 +449,21 @@ func (v *Vault) RotateCredentialSecret(ctx context.Context, name, etag string, s
 			return nil, err
 		}
 		now := v.clock.Now().UTC()
-		next.Revision = cur.Revision + 1
 		next.UpdateTime = now
 		next.Secret = SecretState{Version: cur.Secret.Version + 1, SetTime: now}
 		v.describeSecret(&next.Secret, next, secret, now)
+		var err error
 		if next.Secret.Sealed, next.Secret.Fingerprint, err = v.seal(ctx, name, next.Secret.Version, secret); err != nil {
 			return nil, err
 		}
-		ev := v.successEvent(ctx, name, map[string]string{
-			"secret_version": strconv.FormatInt(next.Secret.Version, 10), "fingerprint": next.Secret.Fingerprint})
-		err = v.store.PutCredential(ctx, next, Condition{Revision: cur.Revision}, ev)
-		if errors.Is(err, ErrEtagMismatch) && etag == "" && attempt < maxWriteAttempts {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		v.recorded(ctx, ev)
-		v.forgetKey(cur)
-		return next.clone(), nil
+		return v.successEvent(ctx, name, map[string]string{
+			"secret_version": strconv.FormatInt(next.Secret.Version, 10), "fingerprint": next.Secret.Fingerprint}), nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	v.forgetKey(replaced)
+	return stored, nil
 }
 
 // DeleteCredential removes a credential. etag, when not empty, must match.
