@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,10 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
 )
@@ -26,13 +21,8 @@ func TestOnlineBackupUnderWrites(t *testing.T) {
 	d := startDaemon(t, dir, nil)
 	admin := d.adminToken(t)
 	app := mintResolver(t, d, admin, "app")
-	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	creds := credvaultv1.NewCredentialServiceClient(conn)
-	actx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+admin)
+	creds := credvaultv1.NewCredentialServiceClient(d.dial(t))
+	actx := withToken(admin)
 
 	var mu sync.Mutex
 	var acked []string
@@ -92,10 +82,8 @@ func TestOnlineBackupUnderWrites(t *testing.T) {
 		t.Errorf("a restore over an existing database was not refused: %s", out)
 	}
 	d2 := startDaemon(t, restored, nil)
-	conn2, _ := grpc.NewClient(d2.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	defer conn2.Close()
-	resolver := credvaultv1.NewResolverServiceClient(conn2)
-	rctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+app)
+	resolver := credvaultv1.NewResolverServiceClient(d2.dial(t))
+	rctx := withToken(app)
 	for _, id := range before {
 		r, err := resolver.ResolveCredential(rctx, &credvaultv1.ResolveCredentialRequest{Name: "credentials/" + id})
 		if err != nil || r.GetParameters()[0].GetValue() != "key-"+id {

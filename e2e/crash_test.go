@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -10,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	credvaultv1 "github.com/credvault/credvault/gen/credvault/v1"
@@ -29,13 +25,8 @@ func TestKill9DuringWrites(t *testing.T) {
 	d := startDaemon(t, dir, nil)
 	admin := d.adminToken(t)
 	app := mintResolver(t, d, admin, "app")
-	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	creds := credvaultv1.NewCredentialServiceClient(conn)
-	actx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+admin)
+	creds := credvaultv1.NewCredentialServiceClient(d.dial(t))
+	actx := withToken(admin)
 
 	type state struct {
 		key     string // last acknowledged secret; "" = acknowledged deleted
@@ -102,10 +93,8 @@ func TestKill9DuringWrites(t *testing.T) {
 	wg.Wait()
 
 	d2 := startDaemon(t, dir, nil)
-	conn2, _ := grpc.NewClient(d2.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	defer conn2.Close()
-	resolver := credvaultv1.NewResolverServiceClient(conn2)
-	rctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+app)
+	resolver := credvaultv1.NewResolverServiceClient(d2.dial(t))
+	rctx := withToken(app)
 	checked := 0
 	for name, st := range want {
 		if st.pending {

@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 )
 
 var (
@@ -206,4 +210,20 @@ func (d *daemon) grpcurl(t *testing.T, token, method, body string) (string, stri
 		t.Fatalf("grpcurl: %v", err)
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// dial opens a gRPC connection to the daemon, closed when the test ends.
+func (d *daemon) dial(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// withToken is a context carrying a caller token.
+func withToken(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 }
