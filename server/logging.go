@@ -17,6 +17,9 @@ import (
 // only through Redact; nothing here calls String() or %v on a message.
 func payloadLogger(log *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if !log.Enabled(ctx, slog.Level(lvl)) {
+			return // a successful call at the default level: build nothing
+		}
 		attrs := make([]slog.Attr, 0, len(fields)/2+2)
 		attrs = append(attrs, slog.String("request_id", requestID(ctx)))
 		if c := callerName(ctx); c != "" {
