@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -64,7 +65,12 @@ type options struct {
 	kmsResolves     int
 	storm           int
 	writes          int
+	sections        map[string]bool
+	cpuProfile      string
 }
+
+// allSections are the parts of a run, in order; --sections picks some.
+var allSections = []string{"throughput", "kms", "writes", "storm", "scale"}
 
 func main() {
 	var o options
@@ -78,7 +84,17 @@ func main() {
 	flag.IntVar(&o.kmsResolves, "kms-resolves", 10000, "steady-state resolves counted against KMS")
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent resolves in the refresh storm")
 	flag.IntVar(&o.writes, "writes", 2000, "CreateCredential calls per write run")
+	sections := flag.String("sections", strings.Join(allSections, ","), "the parts to run: "+strings.Join(allSections, ","))
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-resolve.prof (api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale)")
 	flag.Parse()
+	o.sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		if !slices.Contains(allSections, s) {
+			fmt.Fprintf(os.Stderr, "credvault-bench: unknown section %q (have %s)\n", s, strings.Join(allSections, ","))
+			os.Exit(2)
+		}
+		o.sections[s] = true
+	}
 	o.concurrency = ints(conc)
 	o.scales = ints(scales)
 	if err := run(o); err != nil {
@@ -106,21 +122,13 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(dir)
 
-	if err := throughput(o, filepath.Join(dir, "throughput")); err != nil {
-		return fmt.Errorf("throughput: %w", err)
-	}
-	if err := kmsCalls(o, filepath.Join(dir, "kms")); err != nil {
-		return fmt.Errorf("kms calls: %w", err)
-	}
-	if err := writes(o, filepath.Join(dir, "writes")); err != nil {
-		return fmt.Errorf("writes: %w", err)
-	}
-	if err := storm(o, filepath.Join(dir, "storm")); err != nil {
-		return fmt.Errorf("refresh storm: %w", err)
-	}
-	if len(o.scales) > 0 {
-		if err := scale(o, filepath.Join(dir, "scale")); err != nil {
-			return fmt.Errorf("scale: %w", err)
+	parts := map[string]func(options, string) error{"throughput": throughput, "kms": kmsCalls, "writes": writes, "storm": storm, "scale": scale}
+	for _, name := range allSections {
+		if !o.sections[name] || (name == "scale" && len(o.scales) == 0) {
+			continue
+		}
+		if err := parts[name](o, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
@@ -142,6 +150,7 @@ func cpuModel() string {
 type daemon struct {
 	cmd      *exec.Cmd
 	grpcAddr string
+	httpAddr string
 	dataDir  string
 	admin    string
 	started  time.Duration
@@ -157,8 +166,8 @@ func freeAddr() string {
 }
 
 func startDaemon(bin, dataDir string, env []string, flags ...string) (*daemon, error) {
-	d := &daemon{grpcAddr: freeAddr(), dataDir: dataDir}
-	args := append([]string{"serve", "--data-dir", dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", freeAddr()}, flags...)
+	d := &daemon{grpcAddr: freeAddr(), httpAddr: freeAddr(), dataDir: dataDir}
+	args := append([]string{"serve", "--data-dir", dataDir, "--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr}, flags...)
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	stderr, err := d.cmd.StderrPipe()
@@ -328,8 +337,37 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	return r
 }
 
+// profile fetches the daemon's CPU profile (it must run with --pprof) of
+// the next dur into path, in the background; wait for the returned channel.
+func (d *daemon) profile(path string, dur time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.httpAddr, int(dur.Seconds())))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	return done
+}
+
 func throughput(o options, dir string) error {
-	d, err := startDaemon(o.daemon, dir, nil)
+	var flags []string
+	if o.cpuProfile != "" {
+		flags = append(flags, "--pprof")
+	}
+	d, err := startDaemon(o.daemon, dir, nil, flags...)
 	if err != nil {
 		return err
 	}
@@ -364,12 +402,18 @@ func throughput(o options, dir string) error {
 	for _, c := range o.concurrency {
 		base := load("health Check", d, conns, c, o.duration, health)
 		printResult(base, nil)
-		for _, r := range []result{
-			load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")),
-			load("Resolve oauth2 (cached token)", d, conns, c, o.duration, resolve("credentials/oauth", "")),
-		} {
-			printResult(r, &base)
+		var profiled <-chan error
+		if o.cpuProfile != "" && c == slices.Max(o.concurrency) {
+			profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
 		}
+		apiKey := load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", ""))
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+		}
+		printResult(apiKey, &base)
+		printResult(load("Resolve oauth2 (cached token)", d, conns, c, o.duration, resolve("credentials/oauth", "")), &base)
 	}
 	fmt.Println()
 	return nil
@@ -569,7 +613,12 @@ func scale(o options, dir string) error {
 		}
 		seedTime := time.Since(t0)
 		st, _ := os.Stat(filepath.Join(data, boltstore.FileName))
-		d, err := startDaemon(o.daemon, data, nil)
+		profile := o.cpuProfile != "" && n == slices.Max(o.scales)
+		var flags []string
+		if profile {
+			flags = append(flags, "--pprof")
+		}
+		d, err := startDaemon(o.daemon, data, nil, flags...)
 		if err != nil {
 			return err
 		}
@@ -589,7 +638,17 @@ func scale(o options, dir string) error {
 				return err
 			})
 		}
+		var profiled <-chan error
+		if profile {
+			profiled = d.profile(o.cpuProfile+"-uniform.prof", o.duration)
+		}
 		u := run(int64(n))
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				d.stop()
+				return fmt.Errorf("cpu profile: %w", err)
+			}
+		}
 		h := run(int64(min(n, 1000)))
 		fmt.Printf("| %d | %v | %.1f MiB | %v | %s | %s | %s | %.0f | %s | %s | %.0f |\n", n, seedTime.Round(time.Millisecond), float64(st.Size())/(1<<20),
 			d.started.Round(time.Millisecond), d.rss(), u.p50.Round(time.Microsecond), u.p99.Round(time.Microsecond), u.rps(),
