@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/credvault/credvault/vault/auditlog"
 )
@@ -78,41 +79,64 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 	return v.audit.record(ctx, ev)
 }
 
-// groupCommitter batches audit appends. While one batch commits, new events
-// queue; the next batch takes them all. An idle committer commits a lone
-// event at once, so nobody waits for a timer.
+// groupCommitter batches audit appends: group commit with a rotating
+// leader. Events join the open batch; the first of its callers to be handed
+// the lead commits the whole batch in one store transaction, on its own
+// goroutine (no goroutine is started per batch), while later events form the
+// next batch. A commit that finishes hands the lead to the next batch, so at
+// most one commit runs at a time and each caller waits for at most the
+// commit in progress and its own.
+//
+// Commits start at least minInterval apart. An event arriving after a quiet
+// spell commits at once; under load, the interval lets a batch fill, so the
+// number of store transactions (each with its disk syncs) stays bounded
+// whatever the call rate: the cost of a sync is shared by more events.
 type groupCommitter struct {
-	store   Store
-	sink    func(*auditlog.Event)
-	written *atomic.Int64 // counts durable events
-	commits *atomic.Int64 // counts group commits
+	store       Store
+	sink        func(*auditlog.Event)
+	written     *atomic.Int64 // counts durable events
+	commits     *atomic.Int64 // counts group commits
+	minInterval time.Duration
 
-	mu      sync.Mutex // guards pending and running
-	pending []*pendingEvent
-	running bool
+	mu      sync.Mutex  // guards open and leading
+	open    *auditBatch // the batch new events join; nil when none waits
+	leading bool        // some batch holds the lead (is committing, or about to)
+
+	// lastStart is when the previous commit started. Only the leader
+	// touches it; the lead passes under mu.
+	lastStart time.Time
 }
 
-type pendingEvent struct {
-	ev   *auditlog.Event
-	done chan error
+// auditBatch is a group of events committed together.
+type auditBatch struct {
+	events []*auditlog.Event
+	lead   chan struct{} // holds one token once this batch has the lead
+	done   chan struct{} // closed when the batch committed or failed
+	err    error         // set before done is closed
 }
 
 func (g *groupCommitter) record(ctx context.Context, ev *auditlog.Event) error {
-	p := &pendingEvent{ev: ev, done: make(chan error, 1)}
 	g.mu.Lock()
-	g.pending = append(g.pending, p)
-	start := !g.running
-	g.running = true
-	g.mu.Unlock()
-	if start {
-		// One committer at a time takes everything waiting, until the queue
-		// is empty. It runs on its own goroutine so that no caller's
-		// response waits for other callers' batches.
-		go g.drain()
+	b := g.open
+	if b == nil {
+		b = &auditBatch{lead: make(chan struct{}, 1), done: make(chan struct{})}
+		g.open = b
+		if !g.leading {
+			g.leading = true
+			b.lead <- struct{}{}
+		}
 	}
+	b.events = append(b.events, ev)
+	g.mu.Unlock()
 	select {
-	case err := <-p.done:
-		return err
+	case <-b.done:
+		return b.err
+	case <-b.lead:
+		// Whoever takes the token commits, even if its own context ends
+		// meanwhile: the others' events depend on it. A token left by
+		// callers that gave up waits for the next event to join.
+		g.commit(b)
+		return b.err
 	case <-ctx.Done():
 		// The event may still commit; the call fails either way, and the
 		// caller sees its own deadline.
@@ -120,36 +144,40 @@ func (g *groupCommitter) record(ctx context.Context, ev *auditlog.Event) error {
 	}
 }
 
-func (g *groupCommitter) drain() {
-	for {
-		g.mu.Lock()
-		batch := g.pending
-		g.pending = nil
-		if len(batch) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		g.mu.Unlock()
-		events := make([]*auditlog.Event, len(batch))
-		for i, p := range batch {
-			events[i] = p.ev
-		}
-		// The batch commits on its own context: one waiter's cancellation
-		// must not drop the others' events.
-		err := g.store.AppendAudit(context.Background(), events)
-		g.commits.Add(1)
-		if err != nil {
-			err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
-		} else if g.written.Add(int64(len(events))); g.sink != nil {
-			for _, e := range events {
-				g.sink(e)
-			}
-		}
-		for _, p := range batch {
-			p.done <- err
+// commit runs as b's leader: it waits out the interval since the previous
+// commit (letting b fill), closes b to new events, commits it, and passes
+// the lead to the batch that formed meanwhile.
+func (g *groupCommitter) commit(b *auditBatch) {
+	if wait := g.minInterval - time.Since(g.lastStart); wait > 0 {
+		time.Sleep(wait)
+	}
+	g.mu.Lock()
+	g.open = nil
+	events := b.events
+	g.mu.Unlock()
+
+	g.lastStart = time.Now()
+	// The batch commits on its own context: one waiter's cancellation must
+	// not drop the others' events.
+	err := g.store.AppendAudit(context.Background(), events)
+	g.commits.Add(1)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+	} else if g.written.Add(int64(len(events))); g.sink != nil {
+		for _, e := range events {
+			g.sink(e)
 		}
 	}
+	b.err = err
+	close(b.done)
+
+	g.mu.Lock()
+	if g.open != nil {
+		g.open.lead <- struct{}{}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
 }
 
 // ListAuditEvents returns up to limit events after sequence after that
