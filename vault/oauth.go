@@ -388,21 +388,9 @@ func (v *Vault) redeemSignInToken(ctx context.Context, c *Credential, secret *au
 // becomes AUTHORIZATION_REQUIRED with a last_error that says so. It returns
 // how many it retried.
 func (v *Vault) RecoverPendingRefreshes(ctx context.Context) (int, error) {
-	var pending []string
-	for after := ""; ; {
-		batch, err := v.store.ListCredentials(ctx, after, 1000)
-		if err != nil {
-			return 0, err
-		}
-		if len(batch) == 0 {
-			break
-		}
-		for _, c := range batch {
-			if c.Secret.RefreshPending {
-				pending = append(pending, c.Name)
-			}
-		}
-		after = batch[len(batch)-1].Name
+	pending, err := v.store.PendingRefreshes(ctx)
+	if err != nil {
+		return 0, err
 	}
 	for _, name := range pending {
 		_, err := v.refreshFlight(ctx, name, true)

@@ -23,6 +23,12 @@ type Store interface {
 	// after, in name order.
 	ListCredentials(ctx context.Context, after string, limit int) ([]*Credential, error)
 
+	// PendingRefreshes returns the names of the credentials stored with
+	// Secret.RefreshPending set, without reading any other record: start-up
+	// looks for refreshes a stop cut off, and must not scan a million
+	// credentials to find none.
+	PendingRefreshes(ctx context.Context) ([]string, error)
+
 	// PutCredential writes c if cond holds, else returns an error wrapping
 	// ErrAlreadyExists, ErrNotFound or ErrEtagMismatch. When ev is not nil
 	// it is appended to the audit chain in the same transaction: the change

@@ -29,13 +29,20 @@ var (
 	bucketMTLSIndex   = []byte("caller_mtls")   // mTLS identity -> caller name
 	bucketAudit       = []byte("audit")
 	bucketSessions    = []byte("authorization_sessions")
+	// bucketPendingRefresh indexes the credentials whose record has
+	// Secret.RefreshPending set (name -> empty), kept in step by every
+	// write of a credential, so start-up finds cut-off refreshes without
+	// reading every record.
+	bucketPendingRefresh = []byte("refresh_pending")
 	bucketMeta        = []byte("meta")
 
 	metaSchemaVersion = []byte("schema_version")
 )
 
-// SchemaVersion is the layout version this package writes.
-const SchemaVersion = "1"
+// SchemaVersion is the layout version this package writes. Version 2 added
+// the refresh_pending index; a version-1 file is migrated on open (and an
+// older build then refuses the file rather than let the index go stale).
+const SchemaVersion = "2"
 
 // FileName is the database file in the data dir.
 const FileName = "credvault.db"
@@ -65,19 +72,28 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketCredentials, bucketCallers, bucketTokenIndex, bucketMTLSIndex, bucketAudit, bucketSessions, bucketMeta} {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		version := meta.Get(metaSchemaVersion)
+		for _, b := range [][]byte{bucketCredentials, bucketCallers, bucketTokenIndex, bucketMTLSIndex, bucketAudit, bucketSessions, bucketPendingRefresh} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(metaSchemaVersion); {
-		case v == nil:
-			return meta.Put(metaSchemaVersion, []byte(SchemaVersion))
-		case string(v) != SchemaVersion:
-			return fmt.Errorf("schema version %q, this build reads %q", v, SchemaVersion)
+		switch string(version) {
+		case SchemaVersion:
+			return nil
+		case "": // a new file
+		case "1":
+			if err := indexPendingRefreshes(tx); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("schema version %q, this build reads %q", version, SchemaVersion)
 		}
-		return nil
+		return meta.Put(metaSchemaVersion, []byte(SchemaVersion))
 	})
 	if err != nil {
 		db.Close()
@@ -166,8 +182,49 @@ func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault
 		if err := b.Put([]byte(c.Name), val); err != nil {
 			return err
 		}
+		if err := markPendingRefresh(tx, c.Name, c.Secret.RefreshPending); err != nil {
+			return err
+		}
 		return appendAudit(tx, ev)
 	})
+}
+
+// markPendingRefresh keeps the refresh_pending index in step with the
+// record name being written (pending) or deleted (false).
+func markPendingRefresh(tx *bolt.Tx, name string, pending bool) error {
+	b := tx.Bucket(bucketPendingRefresh)
+	if pending {
+		return b.Put([]byte(name), []byte{})
+	}
+	return b.Delete([]byte(name))
+}
+
+// indexPendingRefreshes builds the refresh_pending index from every stored
+// credential: the one-time migration from schema version 1.
+func indexPendingRefreshes(tx *bolt.Tx) error {
+	return tx.Bucket(bucketCredentials).ForEach(func(k, v []byte) error {
+		var c struct {
+			Secret struct {
+				RefreshPending bool `json:"refresh_pending"`
+			} `json:"secret"`
+		}
+		if err := decode(k, v, &c); err != nil {
+			return err
+		}
+		return markPendingRefresh(tx, string(k), c.Secret.RefreshPending)
+	})
+}
+
+// PendingRefreshes implements vault.Store.
+func (s *Store) PendingRefreshes(_ context.Context) ([]string, error) {
+	var names []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPendingRefresh).ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	return names, err
 }
 
 // DeleteCredential implements vault.Store.
@@ -181,6 +238,9 @@ func (s *Store) DeleteCredential(_ context.Context, name string, cond vault.Cond
 			return err
 		}
 		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		if err := markPendingRefresh(tx, name, false); err != nil {
 			return err
 		}
 		return appendAudit(tx, ev)
@@ -449,6 +509,11 @@ func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev
 			}
 			if err := b.Put([]byte(c.Name), vals[i]); err != nil {
 				return err
+			}
+			if c.Secret.RefreshPending {
+				if err := markPendingRefresh(tx, c.Name, true); err != nil {
+					return err
+				}
 			}
 		}
 		return appendAudit(tx, ev)

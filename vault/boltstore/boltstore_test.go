@@ -1,10 +1,17 @@
 package boltstore_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/credvault/credvault/authtypes"
 	"github.com/credvault/credvault/vault"
 	"github.com/credvault/credvault/vault/boltstore"
 	"github.com/credvault/credvault/vault/vaulttest"
@@ -40,5 +47,55 @@ func TestOpenLockedFileTimesOut(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("second Open took %v; the timeout is not applied", d)
+	}
+}
+
+// A file written by schema version 1 (no refresh_pending index) gets the
+// index built from its records when it is opened; a file from a newer
+// build is refused rather than misread.
+func TestOpenMigratesSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), boltstore.FileName)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, _ := tx.CreateBucket([]byte("meta"))
+		creds, _ := tx.CreateBucket([]byte("credentials"))
+		if err := meta.Put([]byte("schema_version"), []byte("1")); err != nil {
+			return err
+		}
+		for i, pending := range []bool{false, true, false, true} {
+			c := vault.Credential{Name: fmt.Sprintf("credentials/c%d", i), Type: authtypes.TypeOAuth2, Revision: 1,
+				Secret: vault.SecretState{Version: 1, RefreshPending: pending}}
+			b, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if err := creds.Put([]byte(c.Name), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := boltstore.Open(path, time.Second)
+	if err != nil {
+		t.Fatalf("opening a version 1 file: %v", err)
+	}
+	names, err := s.PendingRefreshes(context.Background())
+	if err != nil || fmt.Sprint(names) != "[credentials/c1 credentials/c3]" {
+		t.Errorf("PendingRefreshes after migration = %v, %v; want [credentials/c1 credentials/c3]", names, err)
+	}
+	if err := s.PutMeta(context.Background(), "schema_version", []byte("99")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := boltstore.Open(path, time.Second); err == nil || !strings.Contains(err.Error(), `schema version "99"`) {
+		t.Errorf("opening a file of a newer schema = %v, want a refusal naming its version", err)
 	}
 }

@@ -157,6 +157,44 @@ func TestStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
 			t.Fatalf("InitMeta(again) = %q, want the first value kept", v)
 		}
 	})
+	t.Run("PendingRefreshesFollowWrites", func(t *testing.T) {
+		s := newStore(t)
+		pending := func(name string, rev int64) *vault.Credential {
+			c := cred(name, rev)
+			c.Secret.RefreshPending = true
+			return c
+		}
+		steps := []struct {
+			name  string
+			write func() error
+			want  string
+		}{
+			{"none yet", func() error { return nil }, "[]"},
+			{"a pending", func() error { return s.PutCredential(ctx, pending("credentials/a", 1), vault.Condition{MustNotExist: true}, nil) }, "[credentials/a]"},
+			{"b settled", func() error { return s.PutCredential(ctx, cred("credentials/b", 1), vault.Condition{MustNotExist: true}, nil) }, "[credentials/a]"},
+			{"b pending", func() error { return s.PutCredential(ctx, pending("credentials/b", 2), vault.Condition{Revision: 1}, nil) }, "[credentials/a credentials/b]"},
+			{"a settled", func() error { return s.PutCredential(ctx, cred("credentials/a", 2), vault.Condition{Revision: 1}, nil) }, "[credentials/b]"},
+			{"failed write changes nothing", func() error {
+				if err := s.PutCredential(ctx, pending("credentials/a", 3), vault.Condition{Revision: 9}, nil); !errors.Is(err, vault.ErrEtagMismatch) {
+					return fmt.Errorf("conditional write = %v, want ErrEtagMismatch", err)
+				}
+				return nil
+			}, "[credentials/b]"},
+			{"b deleted", func() error { return s.DeleteCredential(ctx, "credentials/b", vault.Condition{}, nil) }, "[]"},
+		}
+		for _, st := range steps {
+			if err := st.write(); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			names, err := s.PendingRefreshes(ctx)
+			if err != nil {
+				t.Fatalf("%s: PendingRefreshes: %v", st.name, err)
+			}
+			if fmt.Sprint(names) != st.want {
+				t.Errorf("%s: PendingRefreshes = %v, want %s", st.name, names, st.want)
+			}
+		}
+	})
 	t.Run("AuditWithWrites", func(t *testing.T) {
 		s := newStore(t)
 		ev := func(m string) *auditlog.Event {
