@@ -34,7 +34,7 @@ var (
 	// write of a credential, so start-up finds cut-off refreshes without
 	// reading every record.
 	bucketPendingRefresh = []byte("refresh_pending")
-	bucketMeta        = []byte("meta")
+	bucketMeta           = []byte("meta")
 
 	metaSchemaVersion = []byte("schema_version")
 )

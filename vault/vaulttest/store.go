@@ -170,9 +170,15 @@ func TestStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
 			want  string
 		}{
 			{"none yet", func() error { return nil }, "[]"},
-			{"a pending", func() error { return s.PutCredential(ctx, pending("credentials/a", 1), vault.Condition{MustNotExist: true}, nil) }, "[credentials/a]"},
-			{"b settled", func() error { return s.PutCredential(ctx, cred("credentials/b", 1), vault.Condition{MustNotExist: true}, nil) }, "[credentials/a]"},
-			{"b pending", func() error { return s.PutCredential(ctx, pending("credentials/b", 2), vault.Condition{Revision: 1}, nil) }, "[credentials/a credentials/b]"},
+			{"a pending", func() error {
+				return s.PutCredential(ctx, pending("credentials/a", 1), vault.Condition{MustNotExist: true}, nil)
+			}, "[credentials/a]"},
+			{"b settled", func() error {
+				return s.PutCredential(ctx, cred("credentials/b", 1), vault.Condition{MustNotExist: true}, nil)
+			}, "[credentials/a]"},
+			{"b pending", func() error {
+				return s.PutCredential(ctx, pending("credentials/b", 2), vault.Condition{Revision: 1}, nil)
+			}, "[credentials/a credentials/b]"},
 			{"a settled", func() error { return s.PutCredential(ctx, cred("credentials/a", 2), vault.Condition{Revision: 1}, nil) }, "[credentials/b]"},
 			{"failed write changes nothing", func() error {
 				if err := s.PutCredential(ctx, pending("credentials/a", 3), vault.Condition{Revision: 9}, nil); !errors.Is(err, vault.ErrEtagMismatch) {
