@@ -293,6 +293,8 @@ type result struct {
 	p50, p99    time.Duration
 	cpuPerReq   time.Duration
 	concurrency int
+	// eventsPerCommit is the audit events per group commit during the run.
+	eventsPerCommit float64
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -304,6 +306,7 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	var errs atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
+	events0, commits0 := d.metric("credvault_audit_events_total"), d.metric("credvault_audit_group_commits_total")
 	cpu0 := d.cpu()
 	start := time.Now()
 	for w := range c {
@@ -324,17 +327,38 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := d.cpu() - cpu0
+	var perCommit float64
+	if commits := d.metric("credvault_audit_group_commits_total") - commits0; commits > 0 {
+		perCommit = (d.metric("credvault_audit_events_total") - events0) / commits
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c}
+	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c, eventsPerCommit: perCommit}
 	if len(all) > 0 {
 		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
 		r.cpuPerReq = cpu / time.Duration(len(all))
 	}
 	return r
+}
+
+// metric reads one unlabelled counter from the daemon's /metrics.
+func (d *daemon) metric(name string) float64 {
+	resp, err := http.Get("http://" + d.httpAddr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // profile fetches the daemon's CPU profile (it must run with --pprof) of
@@ -397,8 +421,8 @@ func throughput(o options, dir string) error {
 	load("warmup", d, conns, 8, time.Second, resolve("credentials/apikey", ""))
 	fmt.Println("## 1. Resolve vs the gRPC health Check baseline (audit log on, default logging)")
 	fmt.Printf("%d connections, %v per run; CPU = server utime+stime per request\n\n", o.conns, o.duration)
-	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | ratio to baseline (req/s, p99, CPU) |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | audit events/commit | ratio to baseline (req/s, p99, CPU) |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, c := range o.concurrency {
 		base := load("health Check", d, conns, c, o.duration, health)
 		printResult(base, nil)
@@ -424,8 +448,12 @@ func printResult(r result, base *result) {
 	if base != nil && base.requests > 0 {
 		ratio = fmt.Sprintf("%.2f×, %.2f×, %.2f×", r.rps()/base.rps(), float64(r.p99)/float64(base.p99), float64(r.cpuPerReq)/float64(max(base.cpuPerReq, 1)))
 	}
-	fmt.Printf("| %s | %d | %.0f | %s | %s | %.1f µs | %d | %s |\n", r.name, r.concurrency, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
-		float64(r.cpuPerReq)/float64(time.Microsecond), r.errors, ratio)
+	perCommit := "–"
+	if r.eventsPerCommit > 0 {
+		perCommit = fmt.Sprintf("%.1f", r.eventsPerCommit)
+	}
+	fmt.Printf("| %s | %d | %.0f | %s | %s | %.1f µs | %d | %s | %s |\n", r.name, r.concurrency, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
+		float64(r.cpuPerReq)/float64(time.Microsecond), r.errors, perCommit, ratio)
 }
 
 // ---- KMS calls in steady state ----
