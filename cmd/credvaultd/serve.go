@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -389,7 +390,7 @@ func openAuditFile(path string, log *slog.Logger) (func(*auditlog.Event), func()
 	}
 	var mu sync.Mutex
 	sink := func(e *auditlog.Event) {
-		line, err := auditlog.Marshal(e)
+		line, err := json.Marshal(e)
 		if err != nil {
 			return
 		}

@@ -51,39 +51,39 @@ const formatVersion = 1
 // Canonical returns the encoding the hash covers: every field but Hash, in a
 // fixed order, each length-prefixed, details sorted by key. It does not
 // depend on JSON or map order.
-func (e *Event) Canonical() []byte {
-	var b bytes.Buffer
-	b.WriteByte(formatVersion)
-	putInt := func(v int64) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(v))
-		b.Write(n[:])
+func (e *Event) Canonical() []byte { return e.appendCanonical(nil) }
+
+func (e *Event) appendCanonical(b []byte) []byte {
+	n := 1 + 8*8 + len(e.Caller) + len(e.Method) + len(e.Resource) + len(e.Outcome) + len(e.RequestID) + len(e.PrevHash) + sha256.Size
+	for k, v := range e.Details {
+		n += 16 + len(k) + len(v)
 	}
-	putBytes := func(s []byte) {
-		putInt(int64(len(s)))
-		b.Write(s)
-	}
-	putString := func(s string) { putBytes([]byte(s)) }
-	putInt(e.Sequence)
-	putInt(e.Time.UnixNano())
-	putString(e.Caller)
-	putString(e.Method)
-	putString(e.Resource)
-	putString(string(e.Outcome))
-	putInt(int64(e.Code))
-	putString(e.RequestID)
+	b = slices.Grow(b, n)
+	b = append(b, formatVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Sequence))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	b = appendString(b, e.Caller)
+	b = appendString(b, e.Method)
+	b = appendString(b, e.Resource)
+	b = appendString(b, string(e.Outcome))
+	b = binary.BigEndian.AppendUint64(b, uint64(int64(e.Code)))
+	b = appendString(b, e.RequestID)
 	keys := make([]string, 0, len(e.Details))
 	for k := range e.Details {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	putInt(int64(len(keys)))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(keys)))
 	for _, k := range keys {
-		putString(k)
-		putString(e.Details[k])
+		b = appendString(b, k)
+		b = appendString(b, e.Details[k])
 	}
-	putBytes(e.PrevHash)
-	return b.Bytes()
+	return appendString(b, string(e.PrevHash))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // ComputeHash returns SHA-256 of the canonical encoding.
@@ -104,16 +104,90 @@ func Link(prev *Event, e *Event) {
 	e.Hash = e.ComputeHash()
 }
 
-// Marshal is the stored form of an event.
-func Marshal(e *Event) ([]byte, error) { return json.Marshal(e) }
-
-// Unmarshal decodes a stored event.
-func Unmarshal(b []byte) (*Event, error) {
-	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, errors.New("audit event does not decode")
+// Marshal is the stored form of an event: its canonical encoding followed
+// by its hash. Storing exactly the bytes the hash covers makes an append
+// one encoding and no JSON, and a reader needs no second encoder.
+func Marshal(e *Event) ([]byte, error) {
+	if len(e.Hash) != sha256.Size {
+		return nil, errors.New("audit event is not linked")
 	}
-	return &e, nil
+	return append(e.appendCanonical(nil), e.Hash...), nil
+}
+
+// errDecode is every decoding failure: a stored event is either whole or
+// reported as broken, never half-read.
+var errDecode = errors.New("audit event does not decode")
+
+// Unmarshal decodes a stored event: the binary form of Marshal, or the
+// JSON form events were stored in before it (an object starts with '{',
+// the binary form with formatVersion).
+func Unmarshal(b []byte) (*Event, error) {
+	if len(b) > 0 && b[0] == '{' {
+		var e Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, errDecode
+		}
+		return &e, nil
+	}
+	if len(b) < 1+sha256.Size || b[0] != formatVersion {
+		return nil, errDecode
+	}
+	d := decoder{b: b[1 : len(b)-sha256.Size]}
+	e := &Event{Sequence: int64(d.uint64())}
+	e.Time = time.Unix(0, int64(d.uint64())).UTC()
+	e.Caller, e.Method, e.Resource = d.string(), d.string(), d.string()
+	e.Outcome = Outcome(d.string())
+	e.Code = int32(int64(d.uint64()))
+	e.RequestID = d.string()
+	if n := d.uint64(); n > 0 {
+		if n > uint64(len(d.b))/16 { // each pair takes at least two lengths
+			return nil, errDecode
+		}
+		e.Details = make(map[string]string, n)
+		for range n {
+			k := d.string()
+			e.Details[k] = d.string()
+		}
+	}
+	if prev := d.string(); prev != "" {
+		e.PrevHash = []byte(prev)
+	}
+	body := b[:len(b)-sha256.Size]
+	// Only the canonical form decodes: a variant that maps to the same
+	// fields (a code's high bytes, details out of order) is not an event.
+	if d.bad || len(d.b) != 0 || !bytes.Equal(e.appendCanonical(nil), body) {
+		return nil, errDecode
+	}
+	e.Hash = slices.Clone(b[len(body):])
+	return e, nil
+}
+
+// decoder reads the canonical encoding; past the first short read it
+// returns zero values and sets bad.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) uint64() uint64 {
+	if len(d.b) < 8 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uint64()
+	if n > uint64(len(d.b)) {
+		d.bad, d.b = true, nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
 }
 
 // Verifier checks a chain one event at a time, in sequence order, so a log

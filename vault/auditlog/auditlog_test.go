@@ -1,6 +1,8 @@
 package auditlog
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -70,6 +72,59 @@ func TestCanonicalIgnoresMapOrderAndRoundTrips(t *testing.T) {
 	}
 	if _, err := Unmarshal([]byte("{not json")); err == nil {
 		t.Error("Unmarshal of garbage succeeded")
+	}
+}
+
+// Events stored as JSON before the binary form keep verifying, in a chain
+// that goes on in the binary form.
+func TestLegacyJSONEventsVerifyInAMixedChain(t *testing.T) {
+	es := chain(4)
+	var v Verifier
+	for i, e := range es {
+		var stored []byte
+		var err error
+		if i < 2 {
+			stored, err = json.Marshal(e)
+		} else {
+			stored, err = Marshal(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Unmarshal(stored)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if err := v.Check(back); err != nil {
+			t.Fatalf("event %d (stored as %q...): %v", i, stored[:1], err)
+		}
+	}
+}
+
+// Any single changed byte of a stored event is caught: it either does not
+// decode or does not verify.
+func TestEveryStoredByteIsCovered(t *testing.T) {
+	es := chain(2)
+	stored, err := Marshal(es[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range stored {
+		b := bytes.Clone(stored)
+		b[i] ^= 0x01
+		e, err := Unmarshal(b)
+		if err != nil {
+			continue
+		}
+		v := Verifier{prev: es[0]}
+		if v.Check(e) == nil {
+			t.Errorf("flipping byte %d of %d went unnoticed", i, len(stored))
+		}
+	}
+	for _, bad := range [][]byte{nil, {formatVersion}, stored[:len(stored)-1], append(bytes.Clone(stored), 0)} {
+		if _, err := Unmarshal(bad); err == nil {
+			t.Errorf("Unmarshal(%d bytes, truncated or extended) succeeded", len(bad))
+		}
 	}
 }
 
