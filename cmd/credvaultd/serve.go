@@ -40,6 +40,7 @@ type serveConfig struct {
 	pprof                                  bool
 	metricsCredentialLabels                bool
 	auditFile                              string
+	auditCommitInterval                    time.Duration
 	oauthSkew, oauthDefaultLifetime        time.Duration
 	oauthForceInterval                     time.Duration
 	rateLimit                              float64
@@ -94,6 +95,11 @@ Audit:
   --audit-file FILE       also append every audit event as a JSON line to FILE
                           (for SIEM shipping; the chain in the database is the
                           record of truth)
+  --audit-commit-interval DUR
+                          least time between two group commits of read and
+                          resolve events (default 1ms): under load, one disk
+                          sync is shared by every call of the interval; an
+                          event after a quiet spell commits at once
 Limits:
   --rate-limit N          calls per second allowed to each caller (0: no limit)
   --rate-burst N          burst above --rate-limit (default: one second's worth)
@@ -117,6 +123,7 @@ Shutdown:
 	fs.BoolVar(&cfg.pprof, "pprof", false, "")
 	fs.BoolVar(&cfg.metricsCredentialLabels, "metrics-credential-labels", false, "")
 	fs.StringVar(&cfg.auditFile, "audit-file", "", "")
+	fs.DurationVar(&cfg.auditCommitInterval, "audit-commit-interval", vault.DefaultAuditCommitInterval, "")
 	fs.DurationVar(&cfg.oauthSkew, "oauth-refresh-skew", 60*time.Second, "")
 	fs.DurationVar(&cfg.oauthDefaultLifetime, "oauth-default-lifetime", time.Hour, "")
 	fs.DurationVar(&cfg.oauthForceInterval, "oauth-force-refresh-interval", 10*time.Second, "")
@@ -166,6 +173,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer closeSink()
 	metrics := server.NewMetrics(cfg.metricsCredentialLabels)
 	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink, TokenObserver: metrics,
+		AuditCommitInterval: cfg.auditCommitInterval,
 		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime, ForceRefreshInterval: cfg.oauthForceInterval}})
 	if err != nil {
 		return err
