@@ -65,6 +65,7 @@ type options struct {
 	kmsResolves     int
 	storm           int
 	writes          int
+	rounds          int
 	sections        map[string]bool
 	cpuProfile      string
 }
@@ -79,13 +80,14 @@ func main() {
 	flag.StringVar(&o.kmsfake, "kmsfake", "bin/kmsfake", "the KMS fake binary")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each load run")
 	flag.IntVar(&o.conns, "conns", 4, "gRPC connections shared by the workers")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of (health, resolve) runs per concurrency; figures are medians")
 	flag.StringVar(&conc, "concurrency", "16,64", "concurrent workers per run")
 	flag.StringVar(&scales, "scale", "1000,100000,1000000", "stored credentials for the scale runs (empty: skip)")
 	flag.IntVar(&o.kmsResolves, "kms-resolves", 10000, "steady-state resolves counted against KMS")
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent resolves in the refresh storm")
 	flag.IntVar(&o.writes, "writes", 2000, "CreateCredential calls per write run")
 	sections := flag.String("sections", strings.Join(allSections, ","), "the parts to run: "+strings.Join(allSections, ","))
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-resolve.prof (api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-resolve.prof (api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far after the first to PREFIX-allocs.prof")
 	flag.Parse()
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -365,25 +367,26 @@ func (d *daemon) metric(name string) float64 {
 // the next dur into path, in the background; wait for the returned channel.
 func (d *daemon) profile(path string, dur time.Duration) <-chan error {
 	done := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.httpAddr, int(dur.Seconds())))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(path)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		done <- err
-	}()
+	go func() { done <- d.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(dur.Seconds())), path) }()
 	return done
+}
+
+// fetch saves what the daemon's HTTP side serves at urlPath into path.
+func (d *daemon) fetch(urlPath, path string) error {
+	resp, err := http.Get("http://" + d.httpAddr + urlPath)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func throughput(o options, dir string) error {
@@ -420,27 +423,59 @@ func throughput(o options, dir string) error {
 	// Warm up: connections, caches.
 	load("warmup", d, conns, 8, time.Second, resolve("credentials/apikey", ""))
 	fmt.Println("## 1. Resolve vs the gRPC health Check baseline (audit log on, default logging)")
-	fmt.Printf("%d connections, %v per run; CPU = server utime+stime per request\n\n", o.conns, o.duration)
+	fmt.Printf("%d connections, %v per run, %d rounds of (health, api_key, oauth2) per concurrency; each figure is the median over\n", o.conns, o.duration, o.rounds)
+	fmt.Println("the rounds, and each ratio compares medians. CPU = the server's utime+stime over a run / its requests.")
+	fmt.Println()
 	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | audit events/commit | ratio to baseline (req/s, p99, CPU) |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, c := range o.concurrency {
-		base := load("health Check", d, conns, c, o.duration, health)
-		printResult(base, nil)
-		var profiled <-chan error
-		if o.cpuProfile != "" && c == slices.Max(o.concurrency) {
-			profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
-		}
-		apiKey := load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", ""))
-		if profiled != nil {
-			if err := <-profiled; err != nil {
-				return fmt.Errorf("cpu profile: %w", err)
+		var base, apiKey, oauth []result
+		for round := range o.rounds {
+			base = append(base, load("health Check", d, conns, c, o.duration, health))
+			var profiled <-chan error
+			if o.cpuProfile != "" && c == slices.Max(o.concurrency) && round == 0 {
+				profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
 			}
+			apiKey = append(apiKey, load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")))
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				if err := d.fetch("/debug/pprof/allocs", o.cpuProfile+"-allocs.prof"); err != nil {
+					return fmt.Errorf("allocs profile: %w", err)
+				}
+			}
+			oauth = append(oauth, load("Resolve oauth2 (cached token)", d, conns, c, o.duration, resolve("credentials/oauth", "")))
 		}
-		printResult(apiKey, &base)
-		printResult(load("Resolve oauth2 (cached token)", d, conns, c, o.duration, resolve("credentials/oauth", "")), &base)
+		b := median(base)
+		printResult(b, nil)
+		printResult(median(apiKey), &b)
+		printResult(median(oauth), &b)
 	}
 	fmt.Println()
 	return nil
+}
+
+// median is a result whose every figure is the median of that figure over
+// rs (rs are runs of one kind).
+func median(rs []result) result {
+	mid := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m := rs[0]
+	m.elapsed = time.Second
+	m.requests = int(mid(func(r result) float64 { return r.rps() }))
+	m.errors = int(mid(func(r result) float64 { return float64(r.errors) }))
+	m.p50 = time.Duration(mid(func(r result) float64 { return float64(r.p50) }))
+	m.p99 = time.Duration(mid(func(r result) float64 { return float64(r.p99) }))
+	m.cpuPerReq = time.Duration(mid(func(r result) float64 { return float64(r.cpuPerReq) }))
+	m.eventsPerCommit = mid(func(r result) float64 { return r.eventsPerCommit })
+	return m
 }
 
 func printResult(r result, base *result) {
