@@ -4,10 +4,13 @@ import (
 	"container/list"
 	"sync"
 	"time"
+
+	"github.com/credvault/credvault/vault/envelope"
 )
 
-// keyCache holds unwrapped data keys so that resolves in steady state make no
-// key-provider (KMS) call. It is bounded in size (least recently used entries
+// keyCache holds unwrapped data keys, each ready to open (its AES-GCM set
+// up), so that resolves in steady state make no key-provider (KMS) call
+// and no key schedule. It is bounded in size (least recently used entries
 // go first) and in age (an entry older than maxAge is unwrapped again, so a
 // key disabled in KMS stops working within maxAge).
 type keyCache struct {
@@ -21,7 +24,7 @@ type keyCache struct {
 
 type keyCacheEntry struct {
 	wrapped string
-	key     []byte
+	key     *envelope.Key
 	added   time.Time
 }
 
@@ -30,7 +33,7 @@ func newKeyCache(maxEntries int, maxAge time.Duration) *keyCache {
 }
 
 // get returns the plaintext key for a wrapped key, if cached and fresh.
-func (c *keyCache) get(wrapped []byte, now time.Time) ([]byte, bool) {
+func (c *keyCache) get(wrapped []byte, now time.Time) (*envelope.Key, bool) {
 	if c.maxEntries <= 0 {
 		return nil, false
 	}
@@ -49,9 +52,8 @@ func (c *keyCache) get(wrapped []byte, now time.Time) ([]byte, bool) {
 	return e.key, true
 }
 
-// put caches key under wrapped. The cache keeps key; the caller must not
-// change it afterwards.
-func (c *keyCache) put(wrapped, key []byte, now time.Time) {
+// put caches key under wrapped.
+func (c *keyCache) put(wrapped []byte, key *envelope.Key, now time.Time) {
 	if c.maxEntries <= 0 {
 		return
 	}

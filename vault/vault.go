@@ -216,7 +216,10 @@ func (v *Vault) seal(ctx context.Context, name string, version int64, secret aut
 		return nil, "", fmt.Errorf("sealing secret of %s: %w", name, err)
 	}
 	// The first resolve after a write needs no key-provider call.
-	v.dek.put(dk.Wrapped, dk.Plaintext, v.clock.Now())
+	if key, err := envelope.NewKey(dk.Plaintext); err == nil {
+		v.dek.put(dk.Wrapped, key, v.clock.Now())
+	}
+	clear(dk.Plaintext)
 	return sealed, v.fingerprint(plain), nil
 }
 
@@ -237,7 +240,7 @@ func (v *Vault) openBlob(ctx context.Context, name string, version int64, sealed
 	if err != nil {
 		return secret, err
 	}
-	plain, err := envelope.Open(key, env, envelope.AAD(name, version))
+	plain, err := key.Open(env, envelope.AAD(name, version))
 	if err != nil {
 		return secret, fmt.Errorf("%s: %w: %v", name, ErrCorrupt, err)
 	}
@@ -248,7 +251,8 @@ func (v *Vault) openBlob(ctx context.Context, name string, version int64, sealed
 	return secret, nil
 }
 
-func (v *Vault) dataKey(ctx context.Context, name string, version int64, wrapped []byte) ([]byte, error) {
+// dataKey returns the unwrapped data key of a wrapped one, ready to open.
+func (v *Vault) dataKey(ctx context.Context, name string, version int64, wrapped []byte) (*envelope.Key, error) {
 	if key, ok := v.dek.get(wrapped, v.clock.Now()); ok {
 		v.counters.dekHits.Add(1)
 		return key, nil
@@ -257,9 +261,14 @@ func (v *Vault) dataKey(ctx context.Context, name string, version int64, wrapped
 	ch := v.unwrap.DoChan(string(wrapped), func() (any, error) {
 		// The flight outlives any one caller's cancellation; it has its own
 		// bound through the provider's timeouts.
-		key, err := v.keys.UnwrapKey(context.WithoutCancel(ctx), wrapped, encCtx(name, version))
+		plain, err := v.keys.UnwrapKey(context.WithoutCancel(ctx), wrapped, encCtx(name, version))
 		if err != nil {
 			return nil, err
+		}
+		defer clear(plain)
+		key, err := envelope.NewKey(plain)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrKeyRejected, err)
 		}
 		v.dek.put(wrapped, key, v.clock.Now())
 		return key, nil
@@ -271,7 +280,7 @@ func (v *Vault) dataKey(ctx context.Context, name string, version int64, wrapped
 		if r.Err != nil {
 			return nil, fmt.Errorf("unwrapping data key of %s: %w", name, r.Err)
 		}
-		return r.Val.([]byte), nil
+		return r.Val.(*envelope.Key), nil
 	}
 }
 

@@ -108,23 +108,42 @@ func Parse(blob []byte) (Envelope, error) {
 	return Envelope{WrappedKey: blob[headerLen : headerLen+n], nonce: rest[:nonceLen], ciphertext: rest[nonceLen:]}, nil
 }
 
-// Open decrypts a parsed envelope with its unwrapped data key.
-func Open(dataKey []byte, env Envelope, aad []byte) ([]byte, error) {
+// Key is an unwrapped data key ready to open envelopes: its AES-GCM is set
+// up once, so a cache of Keys saves the key schedule on every open.
+type Key struct{ aead cipher.AEAD }
+
+// NewKey prepares a 32-byte data key. The Key does not keep dataKey; the
+// caller may clear it.
+func NewKey(dataKey []byte) (*Key, error) {
 	if len(dataKey) != 32 {
 		return nil, errors.New("envelope: the data key must be 32 bytes")
-	}
-	if len(env.nonce) != nonceLen {
-		return nil, fmt.Errorf("%w: not parsed", ErrMalformed)
 	}
 	aead, err := newGCM(dataKey)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := aead.Open(nil, env.nonce, env.ciphertext, aad)
+	return &Key{aead: aead}, nil
+}
+
+// Open decrypts a parsed envelope.
+func (k *Key) Open(env Envelope, aad []byte) ([]byte, error) {
+	if len(env.nonce) != nonceLen {
+		return nil, fmt.Errorf("%w: not parsed", ErrMalformed)
+	}
+	plain, err := k.aead.Open(nil, env.nonce, env.ciphertext, aad)
 	if err != nil {
 		return nil, ErrAuthFailed
 	}
 	return plain, nil
+}
+
+// Open decrypts a parsed envelope with its unwrapped data key.
+func Open(dataKey []byte, env Envelope, aad []byte) ([]byte, error) {
+	k, err := NewKey(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return k.Open(env, aad)
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
