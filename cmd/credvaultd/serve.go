@@ -174,7 +174,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	metrics := server.NewMetrics(cfg.metricsCredentialLabels)
 	v, err := vault.New(ctx, vault.Config{Store: store, Keys: keys, Logger: log, AuditSink: sink, TokenObserver: metrics,
 		AuditCommitInterval: cfg.auditCommitInterval,
-		OAuth: &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime, ForceRefreshInterval: cfg.oauthForceInterval}})
+		OAuth:               &vault.OAuthConfig{Skew: cfg.oauthSkew, DefaultLifetime: cfg.oauthDefaultLifetime, ForceRefreshInterval: cfg.oauthForceInterval}})
 	if err != nil {
 		return err
 	}
