@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -129,17 +130,19 @@ func (s *Store) DB() *bolt.DB { return s.db }
 
 // GetCredential implements vault.Store.
 func (s *Store) GetCredential(_ context.Context, name string) (*vault.Credential, error) {
-	var c *vault.Credential
+	if c, ok := s.credentials.lookup(name); ok {
+		return c, nil
+	}
+	gen := s.credentials.generation()
+	c := new(vault.Credential)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketCredentials).Get([]byte(name))
-		if raw == nil {
-			return fmt.Errorf("%s: %w", name, vault.ErrNotFound)
-		}
-		var err error
-		c, err = s.credentials.get(name, raw, func(b []byte, v *vault.Credential) error { return decode([]byte(name), b, v) })
-		return err
+		return getJSON(tx.Bucket(bucketCredentials), name, c)
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	s.credentials.fill(name, c, gen)
+	return c.Clone(), nil
 }
 
 // ListCredentials implements vault.Store.
@@ -174,6 +177,7 @@ func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.Name, err)
 	}
+	defer s.credentials.invalidate(c.Name)
 	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if err := checkCredential(b, c.Name, cond); err != nil {
@@ -229,6 +233,7 @@ func (s *Store) PendingRefreshes(_ context.Context) ([]string, error) {
 
 // DeleteCredential implements vault.Store.
 func (s *Store) DeleteCredential(_ context.Context, name string, cond vault.Condition, ev *auditlog.Event) error {
+	defer s.credentials.invalidate(name)
 	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if b.Get([]byte(name)) == nil {
@@ -284,23 +289,31 @@ func (s *Store) GetCaller(_ context.Context, name string) (*vault.Caller, error)
 }
 
 // CallerByTokenHash implements vault.Store. Every authenticated call makes
-// it, so it uses the decoded cache.
+// it, so it uses the decoded cache, keyed by the hash.
 func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller, error) {
-	var c *vault.Caller
+	if c, ok := s.callers.lookup(string(hash)); ok {
+		return c, nil
+	}
+	gen := s.callers.generation()
+	c := new(vault.Caller)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bucketTokenIndex).Get(hash)
 		if name == nil {
 			return fmt.Errorf("token: %w", vault.ErrNotFound)
 		}
-		raw := tx.Bucket(bucketCallers).Get(name)
-		if raw == nil {
+		if err := getJSON(tx.Bucket(bucketCallers), string(name), c); errors.Is(err, vault.ErrNotFound) {
 			return fmt.Errorf("token: %w", vault.ErrNotFound)
+		} else if err != nil {
+			return err
 		}
-		var err error
-		c, err = s.callers.get(string(name), raw, func(b []byte, v *vault.Caller) error { return decode(name, b, v) })
-		return err
+		return nil
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	s.callers.fill(string(hash), c, gen)
+	cp := *c
+	return &cp, nil
 }
 
 // CallerByMTLSIdentity implements vault.Store.
@@ -327,6 +340,9 @@ func (s *Store) PutCaller(_ context.Context, c *vault.Caller, cond vault.Conditi
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.Name, err)
 	}
+	// The cache is keyed by token hash: a rotated token must stop working
+	// at once, so a caller write drops every entry (callers change rarely).
+	defer s.callers.invalidate()
 	return s.write(func(tx *bolt.Tx) error {
 		b, idx, mtls := tx.Bucket(bucketCallers), tx.Bucket(bucketTokenIndex), tx.Bucket(bucketMTLSIndex)
 		old := b.Get([]byte(c.Name))
@@ -436,6 +452,7 @@ func (s *Store) ListCallers(_ context.Context, after string, limit int) ([]*vaul
 
 // DeleteCaller implements vault.Store.
 func (s *Store) DeleteCaller(_ context.Context, name string, ev *auditlog.Event) error {
+	defer s.callers.invalidate()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCallers)
 		var c vault.Caller
@@ -500,6 +517,7 @@ func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev
 		}
 		vals[i] = v
 	}
+	defer s.credentials.invalidate()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		b.FillPercent = 0.9 // names arrive mostly in order

@@ -1,59 +1,79 @@
 package boltstore
 
-import (
-	"bytes"
-	"sync"
-)
+import "sync"
 
-// decodedCache keeps decoded records next to the stored bytes they came
-// from, so the hot path (a resolve reads a credential and its caller on
-// every call) skips JSON decoding. It can never serve a stale record: a
-// hit requires the bytes read in the current transaction to equal the
-// cached bytes, and bbolt is the truth. It is bounded; when full, an
-// arbitrary entry goes.
+// decodedCache keeps decoded records of the committed state, so the hot
+// path (a resolve reads a credential and its caller on every call) needs
+// neither a read transaction nor decoding.
+//
+// It can never serve a record older than the last acknowledged write: the
+// store's own writes invalidate their keys after they commit and before they
+// return (bbolt's file lock keeps every other process out), and a miss
+// fills the cache only when no write was invalidated since the miss began
+// (gen), so a reader that read the old record just before a write committed
+// cannot put it back. It is bounded; when full, an arbitrary entry goes.
 type decodedCache[T any] struct {
 	max   int
 	clone func(*T) *T
 
-	mu      sync.Mutex // guards entries
-	entries map[string]decodedEntry[T]
-}
-
-type decodedEntry[T any] struct {
-	raw []byte
-	val *T
+	mu      sync.RWMutex // guards gen and entries
+	gen     uint64       // counts invalidations
+	entries map[string]*T
 }
 
 func newDecodedCache[T any](max int, clone func(*T) *T) *decodedCache[T] {
-	return &decodedCache[T]{max: max, clone: clone, entries: make(map[string]decodedEntry[T])}
+	return &decodedCache[T]{max: max, clone: clone, entries: make(map[string]*T)}
 }
 
-// get returns a copy of the decoded form of raw (the bytes stored under
-// key, read in an open transaction), decoding and caching it on a miss.
-func (c *decodedCache[T]) get(key string, raw []byte, decode func([]byte, *T) error) (*T, error) {
-	if c.max > 0 {
-		c.mu.Lock()
-		e, ok := c.entries[key]
-		c.mu.Unlock()
-		if ok && bytes.Equal(e.raw, raw) {
-			return c.clone(e.val), nil
+// lookup returns a copy of the cached record under key.
+func (c *decodedCache[T]) lookup(key string) (*T, bool) {
+	c.mu.RLock()
+	v, ok := c.entries[key]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return c.clone(v), true
+}
+
+// generation is read before a miss reads the store; fill takes it back.
+func (c *decodedCache[T]) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// fill caches v (decoded in a transaction that began after generation
+// returned gen) unless a write was invalidated since. The cache keeps v.
+func (c *decodedCache[T]) fill(key string, v *T, gen uint64) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
 		}
 	}
-	var v T
-	if err := decode(raw, &v); err != nil {
-		return nil, err
+	c.entries[key] = v
+}
+
+// invalidate drops keys, or every entry when none are given. Writes call
+// it once they have committed.
+func (c *decodedCache[T]) invalidate(keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if len(keys) == 0 {
+		clear(c.entries)
+		return
 	}
-	if c.max > 0 {
-		c.mu.Lock()
-		if len(c.entries) >= c.max {
-			for k := range c.entries {
-				delete(c.entries, k)
-				break
-			}
-		}
-		// raw belongs to bbolt's mmap: keep a copy.
-		c.entries[key] = decodedEntry[T]{raw: bytes.Clone(raw), val: &v}
-		c.mu.Unlock()
+	for _, k := range keys {
+		delete(c.entries, k)
 	}
-	return c.clone(&v), nil
 }

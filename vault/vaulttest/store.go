@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +144,60 @@ func TestStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		}
 		if _, err := s.CallerByTokenHash(ctx, []byte("hash-2")); !errors.Is(err, vault.ErrNotFound) {
 			t.Fatalf("token after delete: %v, want ErrNotFound", err)
+		}
+	})
+	// Reads may be served from memory, but never older than the last
+	// acknowledged write: a read that starts after a write returned sees
+	// it, however many readers race with the writes.
+	t.Run("ReadsSeeAcknowledgedWrites", func(t *testing.T) {
+		s := newStore(t)
+		const name, writes = "credentials/hot", 200
+		if err := s.PutCredential(ctx, cred(name, 1), vault.Condition{MustNotExist: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var acked atomic.Int64
+		acked.Store(1)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					floor := acked.Load()
+					c, err := s.GetCredential(ctx, name)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if c.Revision < floor {
+						t.Errorf("read revision %d after revision %d was acknowledged", c.Revision, floor)
+						return
+					}
+				}
+			}()
+		}
+		for rev := int64(2); rev <= writes; rev++ {
+			if err := s.PutCredential(ctx, cred(name, rev), vault.Condition{Revision: rev - 1}, nil); err != nil {
+				t.Fatal(err)
+			}
+			acked.Store(rev)
+		}
+		close(stop)
+		wg.Wait()
+		if _, err := s.GetCredential(ctx, name); err != nil {
+			t.Fatal(err) // cached now
+		}
+		if err := s.DeleteCredential(ctx, name, vault.Condition{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetCredential(ctx, name); !errors.Is(err, vault.ErrNotFound) {
+			t.Errorf("read after an acknowledged delete: %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("Meta", func(t *testing.T) {
