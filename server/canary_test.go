@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -65,9 +66,18 @@ func canaryCases() []*canaryCase {
 // TestCanarySecretsNeverLeak plants a unique secret in every credential
 // type, drives every RPC including its error paths, and looks for the
 // secret in every response but ResolveCredential's, in every error, in the
-// logs (debug level, payload logging on) and in the bytes of the bbolt file.
+// logs (debug level, with and without payload logging) and in the bytes of
+// the bbolt file.
 func TestCanarySecretsNeverLeak(t *testing.T) {
-	e := newTestEnv(t)
+	for _, payloads := range []bool{true, false} {
+		t.Run(fmt.Sprintf("payload logging %v", payloads), func(t *testing.T) { testCanaries(t, payloads) })
+	}
+}
+
+// testCanaries runs the canary test with payload logging on (the
+// middleware's interceptor) or off (the server's own call logging).
+func testCanaries(t *testing.T, payloads bool) {
+	e := newTestEnv(t, func(c *envConfig) { c.LogPayloads = payloads })
 	ctx := e.admin()
 	var seen []string // everything a client or operator could read
 	record := func(m proto.Message, err error) {

@@ -79,11 +79,15 @@ func New(cfg Config) *Server {
 	if maxRecv <= 0 {
 		maxRecv = DefaultMaxRecvMsgSize
 	}
+	logCalls := s.logCalls
+	if cfg.LogPayloads {
+		logCalls = logging.UnaryServerInterceptor(payloadLogger(s.log), payloadLoggingOptions()...)
+	}
 	// Order matters: the first interceptor is the outermost.
 	unary := []grpc.UnaryServerInterceptor{
 		withCallInfo,
 		s.metrics.grpc.UnaryServerInterceptor(),
-		logging.UnaryServerInterceptor(payloadLogger(s.log), loggingOptions(cfg.LogPayloads)...),
+		logCalls,
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recoverPanic)),
 		selector.UnaryServerInterceptor(s.auditUnary, selector.MatchFunc(needsCaller)),
 		selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(s.authenticate), selector.MatchFunc(needsCaller)),
