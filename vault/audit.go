@@ -87,10 +87,11 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 // most one commit runs at a time and each caller waits for at most the
 // commit in progress and its own.
 //
-// Commits start at least minInterval apart. An event arriving after a quiet
-// spell commits at once; under load, the interval lets a batch fill, so the
-// number of store transactions (each with its disk syncs) stays bounded
-// whatever the call rate: the cost of a sync is shared by more events.
+// Commits start at least minInterval apart (default none: a batch fills
+// while the previous commit runs). An event arriving after a quiet spell
+// commits at once; under load, an interval lets a batch fill further, so
+// the store transactions (each with its disk syncs) per second stay
+// bounded whatever the call rate, for more latency.
 type groupCommitter struct {
 	store       Store
 	sink        func(*auditlog.Event)

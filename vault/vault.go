@@ -48,9 +48,9 @@ type Config struct {
 	// of truth; the sink must not block for long.
 	AuditSink func(*auditlog.Event)
 	// AuditCommitInterval is the least time between the starts of two
-	// group commits of audit events (default DefaultAuditCommitInterval;
-	// negative: none). It bounds the disk syncs per second under load; an
-	// event after a quiet spell still commits at once.
+	// group commits of audit events (default DefaultAuditCommitInterval).
+	// It bounds the disk syncs per second under load, at the cost of
+	// latency; an event after a quiet spell still commits at once.
 	AuditCommitInterval time.Duration
 	// TokenObserver, when set, is told about every token-endpoint exchange.
 	TokenObserver TokenObserver
@@ -62,11 +62,13 @@ type Config struct {
 	StaticCacheTTL time.Duration
 }
 
-// DefaultAuditCommitInterval lets a busy vault make at most 1,000 audit
-// group commits a second: a call waits at most this much longer for its
-// event to be durable, and each disk sync is shared by every call of the
-// last millisecond.
-const DefaultAuditCommitInterval = time.Millisecond
+// DefaultAuditCommitInterval is none: a batch forms while the previous
+// commit runs, and commits as soon as it ends. Measured on a 2-core VM with
+// a virtio disk, a 1 ms interval saved about 5% of the CPU per resolve but
+// nearly doubled resolve latency at 16 concurrent callers; resolves sit on
+// callers' request paths, so latency wins. An interval bounds the disk
+// syncs per second where syncs are dear.
+const DefaultAuditCommitInterval = 0
 
 // Vault is the credential vault. Its methods are safe for concurrent use.
 type Vault struct {
@@ -135,9 +137,6 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 	v.dek = newKeyCache(size, age)
 	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents, commits: &v.counters.auditCommits,
 		minInterval: cfg.AuditCommitInterval}
-	if v.audit.minInterval == 0 {
-		v.audit.minInterval = DefaultAuditCommitInterval
-	}
 
 	id, err := v.store.InitMeta(ctx, metaKeyProvider, []byte(cfg.Keys.ID()))
 	if err != nil {

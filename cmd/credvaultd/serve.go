@@ -97,9 +97,11 @@ Audit:
                           record of truth)
   --audit-commit-interval DUR
                           least time between two group commits of read and
-                          resolve events (default 1ms): under load, one disk
-                          sync is shared by every call of the interval; an
-                          event after a quiet spell commits at once
+                          resolve events (default 0: a batch commits as soon
+                          as the previous commit ends). A longer interval
+                          shares each disk sync among more calls, for more
+                          latency; an event after a quiet spell commits at
+                          once
 Limits:
   --rate-limit N          calls per second allowed to each caller (0: no limit)
   --rate-burst N          burst above --rate-limit (default: one second's worth)
