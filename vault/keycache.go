@@ -1,8 +1,8 @@
 package vault
 
 import (
-	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credvault/credvault/vault/envelope"
@@ -10,45 +10,57 @@ import (
 
 // keyCache holds unwrapped data keys, each ready to open (its AES-GCM set
 // up), so that resolves in steady state make no key-provider (KMS) call
-// and no key schedule. It is bounded in size (least recently used entries
-// go first) and in age (an entry older than maxAge is unwrapped again, so a
-// key disabled in KMS stops working within maxAge).
+// and no key schedule. It is bounded in size and in age: an entry older
+// than maxAge is unwrapped again, so a key disabled in KMS stops working
+// within maxAge.
+//
+// Every resolve looks a key up, so a hit takes only a read lock: instead
+// of moving entries in a list, a hit stamps the entry's last use, and a
+// full cache evicts the least recently used of a few entries sampled at
+// random (approximate LRU, as Redis does).
 type keyCache struct {
 	maxEntries int
 	maxAge     time.Duration
 
-	mu    sync.Mutex // guards ll and items
-	ll    *list.List // front = most recently used; values are *keyCacheEntry
-	items map[string]*list.Element
+	mu    sync.RWMutex // guards items
+	items map[string]*keyCacheEntry
+	clock atomic.Int64 // orders uses; a hit stamps the next value
 }
 
 type keyCacheEntry struct {
-	wrapped string
 	key     *envelope.Key
 	added   time.Time
+	lastUse atomic.Int64
 }
+
+// evictionSample is how many entries a full cache compares to pick the
+// one to evict.
+const evictionSample = 8
 
 func newKeyCache(maxEntries int, maxAge time.Duration) *keyCache {
-	return &keyCache{maxEntries: maxEntries, maxAge: maxAge, ll: list.New(), items: make(map[string]*list.Element)}
+	return &keyCache{maxEntries: maxEntries, maxAge: maxAge, items: make(map[string]*keyCacheEntry)}
 }
 
-// get returns the plaintext key for a wrapped key, if cached and fresh.
+// get returns the key for a wrapped key, if cached and fresh.
 func (c *keyCache) get(wrapped []byte, now time.Time) (*envelope.Key, bool) {
 	if c.maxEntries <= 0 {
 		return nil, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[string(wrapped)] // no allocation for the lookup
+	c.mu.RLock()
+	e, ok := c.items[string(wrapped)] // no allocation for the lookup
+	c.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	e := el.Value.(*keyCacheEntry)
 	if now.Sub(e.added) > c.maxAge {
-		c.removeLocked(el)
+		c.mu.Lock()
+		if c.items[string(wrapped)] == e {
+			delete(c.items, string(wrapped))
+		}
+		c.mu.Unlock()
 		return nil, false
 	}
-	c.ll.MoveToFront(el)
+	e.lastUse.Store(c.clock.Add(1))
 	return e.key, true
 }
 
@@ -57,39 +69,35 @@ func (c *keyCache) put(wrapped []byte, key *envelope.Key, now time.Time) {
 	if c.maxEntries <= 0 {
 		return
 	}
+	e := &keyCacheEntry{key: key, added: now}
+	e.lastUse.Store(c.clock.Add(1))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[string(wrapped)]; ok {
-		e := el.Value.(*keyCacheEntry)
-		e.key, e.added = key, now
-		c.ll.MoveToFront(el)
-		return
+	if _, ok := c.items[string(wrapped)]; !ok && len(c.items) >= c.maxEntries {
+		c.evictLocked()
 	}
-	e := &keyCacheEntry{wrapped: string(wrapped), key: key, added: now}
-	c.items[e.wrapped] = c.ll.PushFront(e)
-	for c.ll.Len() > c.maxEntries {
-		c.removeLocked(c.ll.Back())
+	c.items[string(wrapped)] = e
+}
+
+// evictLocked drops the least recently used of a random sample (map
+// iteration starts at a random place).
+func (c *keyCache) evictLocked() {
+	var victim string
+	oldest, n := int64(-1), 0
+	for k, e := range c.items {
+		if use := e.lastUse.Load(); oldest < 0 || use < oldest {
+			victim, oldest = k, use
+		}
+		if n++; n == evictionSample {
+			break
+		}
 	}
+	delete(c.items, victim)
 }
 
 // forget drops a wrapped key, when the record that used it is gone.
 func (c *keyCache) forget(wrapped []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[string(wrapped)]; ok {
-		c.removeLocked(el)
-	}
-}
-
-func (c *keyCache) removeLocked(el *list.Element) {
-	// The key is not zeroed: a resolve may still be using it; the GC drops it.
-	e := el.Value.(*keyCacheEntry)
-	c.ll.Remove(el)
-	delete(c.items, e.wrapped)
-}
-
-func (c *keyCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
+	delete(c.items, string(wrapped))
 }
