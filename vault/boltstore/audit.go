@@ -54,7 +54,7 @@ func appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 
 // AppendAudit implements vault.Store.
 func (s *Store) AppendAudit(_ context.Context, events []*auditlog.Event) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return appendAudit(tx, events...) })
+	return s.update(func(tx *bolt.Tx) error { return appendAudit(tx, events...) })
 }
 
 // ListAudit implements vault.Store.

@@ -51,6 +51,7 @@ const FileName = "credvault.db"
 // Store is a vault.Store on bbolt.
 type Store struct {
 	db          *bolt.DB
+	reserve     *reserve
 	writers     atomic.Int64 // writes in flight, to choose Update or Batch
 	credentials *decodedCache[vault.Credential]
 	callers     *decodedCache[vault.Caller]
@@ -102,7 +103,12 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	// A lone write waits at most this long for company before committing.
 	db.MaxBatchDelay = 300 * time.Microsecond
-	return &Store{db: db,
+	r, err := openReserve(path)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, reserve: r,
 		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),
 		callers:     newDecodedCache(DecodedCacheSize, func(c *vault.Caller) *vault.Caller { cp := *c; return &cp }),
 	}, nil
@@ -115,14 +121,26 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 // checks and links from the transaction, so that a rerun is the same write.
 func (s *Store) write(fn func(*bolt.Tx) error) error {
 	defer s.writers.Add(-1)
+	fn = s.reserve.around(fn)
 	if s.writers.Add(1) == 1 {
 		return s.db.Update(fn)
 	}
 	return s.db.Batch(fn)
 }
 
+// update runs fn in a write transaction of its own.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return s.db.Update(s.reserve.around(fn))
+}
+
 // Close closes the database; it waits for open transactions.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if rerr := s.reserve.close(); err == nil {
+		err = rerr
+	}
+	return err
+}
 
 // DB exposes the bbolt handle to sibling code that needs raw access (backup,
 // offline tools).
@@ -404,7 +422,7 @@ func (s *Store) Meta(_ context.Context, key string) ([]byte, error) {
 
 // PutMeta implements vault.Store.
 func (s *Store) PutMeta(_ context.Context, key string, value []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if value == nil {
 			return tx.Bucket(bucketMeta).Delete([]byte(key))
 		}
@@ -415,7 +433,7 @@ func (s *Store) PutMeta(_ context.Context, key string, value []byte) error {
 // InitMeta implements vault.Store.
 func (s *Store) InitMeta(_ context.Context, key string, value []byte) ([]byte, error) {
 	var out []byte
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
 		if v := b.Get([]byte(key)); v != nil {
 			out = bytes.Clone(v)
@@ -453,7 +471,7 @@ func (s *Store) ListCallers(_ context.Context, after string, limit int) ([]*vaul
 // DeleteCaller implements vault.Store.
 func (s *Store) DeleteCaller(_ context.Context, name string, ev *auditlog.Event) error {
 	defer s.callers.invalidate()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCallers)
 		var c vault.Caller
 		if err := getJSON(b, name, &c); err != nil {
@@ -480,7 +498,7 @@ func (s *Store) PutSession(_ context.Context, a *vault.AuthSession, ev *auditlog
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketSessions).Put([]byte(a.ID), val); err != nil {
 			return err
 		}
@@ -491,7 +509,7 @@ func (s *Store) PutSession(_ context.Context, a *vault.AuthSession, ev *auditlog
 // TakeSession implements vault.Store.
 func (s *Store) TakeSession(_ context.Context, id string, ev *auditlog.Event) (*vault.AuthSession, error) {
 	var a vault.AuthSession
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
 		if err := getJSON(b, id, &a); err != nil {
 			return err
@@ -518,7 +536,7 @@ func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev
 		vals[i] = v
 	}
 	defer s.credentials.invalidate()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		b.FillPercent = 0.9 // names arrive mostly in order
 		for i, c := range cs {
