@@ -70,7 +70,7 @@ test: tools check-generate lint
 ## bench: Go micro-benchmarks of the hot path, then the load harness
 ## (resolve vs health Check, KMS calls, writes, refresh storm, 1k/100k/1M).
 bench: build
-	go test -run '^$$' -bench . -benchmem ./authtypes/ ./vault/
+	go test -run '^$$' -bench . -benchmem ./authtypes/ ./vault/...
 	./bin/credvault-bench $(BENCHFLAGS)
 
 ## soak: the mixed-load soak test for SOAK_DURATION (default 60s; make test runs 3s).
