@@ -105,6 +105,36 @@ func main() {
 	}
 }
 
+// check is one target of the performance issue, as this run measured it.
+type check struct {
+	target, measured string
+	ok               bool
+}
+
+// checks collects the targets the sections measured, printed at the end.
+var checks []check
+
+func addCheck(ok bool, target, measuredFormat string, args ...any) {
+	checks = append(checks, check{target: target, measured: fmt.Sprintf(measuredFormat, args...), ok: ok})
+}
+
+func printChecks() {
+	if len(checks) == 0 {
+		return
+	}
+	fmt.Println("## Targets")
+	fmt.Println("| target | measured | holds |")
+	fmt.Println("| --- | --- | --- |")
+	for _, c := range checks {
+		holds := "no"
+		if c.ok {
+			holds = "yes"
+		}
+		fmt.Printf("| %s | %s | %s |\n", c.target, c.measured, holds)
+	}
+	fmt.Println()
+}
+
 func ints(s string) []int {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
@@ -133,6 +163,7 @@ func run(o options) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	printChecks()
 	return nil
 }
 
@@ -449,8 +480,18 @@ func throughput(o options, dir string) error {
 		}
 		b := median(base)
 		printResult(b, nil)
-		printResult(median(apiKey), &b)
-		printResult(median(oauth), &b)
+		for _, r := range []result{median(apiKey), median(oauth)} {
+			printResult(r, &b)
+			if c != 64 {
+				continue
+			}
+			rps, p99, cpu := r.rps()/b.rps(), float64(r.p99)/float64(b.p99), float64(r.cpuPerReq)/float64(max(b.cpuPerReq, 1))
+			us := float64(r.cpuPerReq) / float64(time.Microsecond)
+			addCheck(rps >= 0.8, r.name+": throughput ≥ 0.8 × health Check at c=64", "%.2f×", rps)
+			addCheck(p99 <= 2, r.name+": p99 ≤ 2 × health Check's at c=64", "%.2f× (%v vs %v)", p99, r.p99.Round(time.Microsecond), b.p99.Round(time.Microsecond))
+			addCheck(us <= 60, r.name+": server CPU ≤ 60 µs per resolve at c=64", "%.1f µs", us)
+			addCheck(cpu <= 1.5, r.name+": server CPU ≤ 1.5 × health Check's at c=64", "%.2f× (%.1f vs %.1f µs)", cpu, us, float64(b.cpuPerReq)/float64(time.Microsecond))
+		}
 	}
 	fmt.Println()
 	return nil
@@ -563,6 +604,8 @@ func kmsCalls(o options, dir string) error {
 	fmt.Println("## 2. KMS calls in steady state (awskms provider against the KMS fake process)")
 	fmt.Printf("- %d resolves after the credentials were written: %d KMS calls (Decrypt %d, GenerateDataKey %d)\n",
 		o.kmsResolves, sum(after)-sum(before), after["Decrypt"]-before["Decrypt"], after["GenerateDataKey"]-before["GenerateDataKey"])
+	steady := float64(sum(after)-sum(before)) * 10000 / float64(o.kmsResolves)
+	addCheck(steady == 0, "0 KMS calls per 10,000 steady-state resolves", "%.0f", steady)
 	fmt.Printf("- %d resolves after a restart (cold cache): %d KMS calls (Decrypt %d: one per credential, then cached)\n\n",
 		o.kmsResolves, sum(coldAfter)-sum(cold), coldAfter["Decrypt"]-cold["Decrypt"])
 	return nil
@@ -655,6 +698,8 @@ func storm(o options, dir string) error {
 	fmt.Println("## 5. Refresh storm")
 	fmt.Printf("- %d concurrent resolves of one expired OAuth 2.0 credential: %d token request(s), %d failures, all answered in %v (provider latency 20ms)\n\n",
 		o.storm, requests.Load(), failed.Load(), time.Since(start).Round(time.Millisecond))
+	addCheck(requests.Load() == 1 && failed.Load() == 0, fmt.Sprintf("exactly 1 token request per refresh storm (%d resolves)", o.storm),
+		"%d request(s), %d failures", requests.Load(), failed.Load())
 	return nil
 }
 
@@ -667,6 +712,8 @@ func scale(o options, dir string) error {
 	fmt.Println()
 	fmt.Println("| credentials | seed time | file size | daemon start | RSS after load | uniform p50 | uniform p99 | uniform req/s | hot-set p50 | hot-set p99 | hot-set req/s |")
 	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	uniformP50 := map[int]time.Duration{}
+	hotP50 := map[int]time.Duration{}
 	for _, n := range o.scales {
 		data := filepath.Join(dir, strconv.Itoa(n))
 		os.MkdirAll(data, 0o700)
@@ -713,6 +760,7 @@ func scale(o options, dir string) error {
 			}
 		}
 		h := run(int64(min(n, 1000)))
+		uniformP50[n], hotP50[n] = u.p50, h.p50
 		fmt.Printf("| %d | %v | %.1f MiB | %v | %s | %s | %s | %.0f | %s | %s | %.0f |\n", n, seedTime.Round(time.Millisecond), float64(st.Size())/(1<<20),
 			d.started.Round(time.Millisecond), d.rss(), u.p50.Round(time.Microsecond), u.p99.Round(time.Microsecond), u.rps(),
 			h.p50.Round(time.Microsecond), h.p99.Round(time.Microsecond), h.rps())
@@ -721,6 +769,16 @@ func scale(o options, dir string) error {
 		}
 		d.stop()
 		os.RemoveAll(data)
+	}
+	if small, large := slices.Min(o.scales), slices.Max(o.scales); small < large {
+		for _, p := range []struct {
+			name string
+			p50  map[int]time.Duration
+		}{{"uniform access", uniformP50}, {"hot set of 1,000", hotP50}} {
+			r := float64(p.p50[large]) / float64(p.p50[small])
+			addCheck(r <= 1.5, fmt.Sprintf("resolve p50 at %d credentials ≤ 1.5 × at %d (%s)", large, small, p.name),
+				"%.2f× (%v vs %v)", r, p.p50[large].Round(time.Microsecond), p.p50[small].Round(time.Microsecond))
+		}
 	}
 	fmt.Println()
 	return nil
