@@ -147,8 +147,21 @@ func (g *groupCommitter) record(ctx context.Context, ev *auditlog.Event) error {
 
 // commit runs as b's leader: it waits out the interval since the previous
 // commit (letting b fill), closes b to new events, commits it, and passes
-// the lead to the batch that formed meanwhile.
+// the lead to the batch that formed meanwhile. The hand-over is deferred: if
+// the store or the sink panics, b's callers fail and the next batch still
+// gets the lead, rather than every later audited call waiting forever.
 func (g *groupCommitter) commit(b *auditBatch) {
+	b.err = fmt.Errorf("%w: the group commit did not finish", ErrAuditUnavailable)
+	defer func() {
+		close(b.done)
+		g.mu.Lock()
+		if g.open != nil {
+			g.open.lead <- struct{}{}
+		} else {
+			g.leading = false
+		}
+		g.mu.Unlock()
+	}()
 	if wait := g.minInterval - time.Since(g.lastStart); wait > 0 {
 		time.Sleep(wait)
 	}
@@ -163,22 +176,16 @@ func (g *groupCommitter) commit(b *auditBatch) {
 	err := g.store.AppendAudit(context.Background(), events)
 	g.commits.Add(1)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
-	} else if g.written.Add(int64(len(events))); g.sink != nil {
+		b.err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
+		return
+	}
+	g.written.Add(int64(len(events)))
+	b.err = nil
+	if g.sink != nil {
 		for _, e := range events {
 			g.sink(e)
 		}
 	}
-	b.err = err
-	close(b.done)
-
-	g.mu.Lock()
-	if g.open != nil {
-		g.open.lead <- struct{}{}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
 }
 
 // ListAuditEvents returns up to limit events after sequence after that

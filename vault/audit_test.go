@@ -13,15 +13,20 @@ import (
 	"github.com/credvault/credvault/vault/boltstore"
 )
 
-// flakyAuditStore fails every AppendAudit while fail is set.
+// flakyAuditStore fails every AppendAudit while fail is set, and panics in
+// the next one when panicNext is set.
 type flakyAuditStore struct {
 	*boltstore.Store
-	fail    atomic.Bool
-	appends atomic.Int64
+	fail      atomic.Bool
+	panicNext atomic.Bool
+	appends   atomic.Int64
 }
 
 func (s *flakyAuditStore) AppendAudit(ctx context.Context, events []*auditlog.Event) error {
 	s.appends.Add(1)
+	if s.panicNext.CompareAndSwap(true, false) {
+		panic("store bug")
+	}
 	if s.fail.Load() {
 		return errors.New("disk full")
 	}
@@ -116,6 +121,28 @@ func TestGroupCommitSurvivesCallersThatGiveUp(t *testing.T) {
 			t.Fatalf("round %d: the event after one whose caller gave up: %v", i, err)
 		}
 		stop()
+	}
+}
+
+// A panic in the store fails its batch (the leader's call panics, to the
+// server's recovery) and leaves the group commit working for later events.
+func TestGroupCommitSurvivesAPanickingStore(t *testing.T) {
+	v, s := newAuditEnv(t, 0)
+	s.panicNext.Store(true)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic in the store did not reach the leader's caller")
+			}
+		}()
+		_ = v.RecordEvent(context.Background(), readEvent(0))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, err := range recordAll(ctx, v, 20) {
+		if err != nil {
+			t.Fatalf("event %d after the panic: %v", i, err)
+		}
 	}
 }
 
