@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	return &Store{db: db, reserve: r,
 		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),
-		callers:     newDecodedCache(DecodedCacheSize, func(c *vault.Caller) *vault.Caller { cp := *c; return &cp }),
+		callers:     newDecodedCache(DecodedCacheSize, cloneCaller),
 	}, nil
 }
 
@@ -306,6 +307,15 @@ func (s *Store) GetCaller(_ context.Context, name string) (*vault.Caller, error)
 	return &c, nil
 }
 
+// cloneCaller is a copy that shares nothing with c (records returned are
+// the caller's own).
+func cloneCaller(c *vault.Caller) *vault.Caller {
+	cp := *c
+	cp.Roles = slices.Clone(c.Roles)
+	cp.TokenHash = slices.Clone(c.TokenHash)
+	return &cp
+}
+
 // CallerByTokenHash implements vault.Store. Every authenticated call makes
 // it, so it uses the decoded cache, keyed by the hash.
 func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller, error) {
@@ -330,8 +340,7 @@ func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller
 		return nil, err
 	}
 	s.callers.fill(string(hash), c, gen)
-	cp := *c
-	return &cp, nil
+	return cloneCaller(c), nil
 }
 
 // CallerByMTLSIdentity implements vault.Store.

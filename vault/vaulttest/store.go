@@ -70,6 +70,20 @@ func TestStore(t *testing.T, newStore func(t *testing.T) vault.Store) {
 		if again.Labels["team"] != "a" || again.Secret.Sealed[0] != 1 {
 			t.Fatalf("store shares memory with its callers: %+v", again)
 		}
+		caller := &vault.Caller{Name: "callers/a", Roles: []vault.Role{vault.RoleResolver}, TokenHash: []byte("hash-1"), Revision: 1}
+		if err := s.PutCaller(ctx, caller, vault.Condition{MustNotExist: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second read may come from a cache
+			got, err := s.CallerByTokenHash(ctx, []byte("hash-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Roles[0] != vault.RoleResolver || string(got.TokenHash) != "hash-1" {
+				t.Fatalf("store shares caller memory with its callers: %+v", got)
+			}
+			got.Roles[0], got.TokenHash[0] = vault.RoleAdmin, 'X'
+		}
 	})
 	t.Run("ListPaging", func(t *testing.T) {
 		s := newStore(t)
