@@ -74,6 +74,9 @@ func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64) {
 	stat("credvault_token_request_failures_total", "Failed token endpoint exchanges.", func(s vault.Stats) int64 { return s.TokenFailures })
 	stat("credvault_audit_events_total", "Audit events made durable.", func(s vault.Stats) int64 { return s.AuditEvents })
 	stat("credvault_audit_group_commits_total", "Group commits of read and resolve events (events per commit = batching).", func(s vault.Stats) int64 { return s.AuditCommits })
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_audit_group_commit_seconds_total",
+		Help: "Time spent in group commits of read and resolve events (/ commits = mean commit latency)."},
+		func() float64 { return v.Stats().AuditCommitTime.Seconds() }))
 	if keyCalls != nil {
 		for _, op := range []string{"GenerateDataKey", "Decrypt", "ReEncrypt", "errors"} {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_key_provider_calls_total",

@@ -45,6 +45,8 @@ func TestMetricsMoveAndHoldNoSecret(t *testing.T) {
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="ResolveCredential"`,
 		`credvault_data_key_cache_hits_total 3`,
 		`credvault_audit_events_total`,
+		`credvault_audit_group_commits_total`,
+		`credvault_audit_group_commit_seconds_total`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

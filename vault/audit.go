@@ -97,6 +97,7 @@ type groupCommitter struct {
 	sink        func(*auditlog.Event)
 	written     *atomic.Int64 // counts durable events
 	commits     *atomic.Int64 // counts group commits
+	commitNanos *atomic.Int64 // sums the time of group commits
 	minInterval time.Duration
 
 	mu      sync.Mutex  // guards open and leading
@@ -175,6 +176,7 @@ func (g *groupCommitter) commit(b *auditBatch) {
 	// not drop the others' events.
 	err := g.store.AppendAudit(context.Background(), events)
 	g.commits.Add(1)
+	g.commitNanos.Add(int64(time.Since(g.lastStart)))
 	if err != nil {
 		b.err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 		return

@@ -16,18 +16,24 @@ type Stats struct {
 	// AuditCommits counts group commits of read/resolve events; events per
 	// commit is the group commit's batching.
 	AuditCommits int64
+	// AuditCommitTime is the time spent in those commits (their store
+	// transactions with the disk syncs): divided by AuditCommits, the mean
+	// a resolve waits for once its batch commits.
+	AuditCommitTime time.Duration
 }
 
 // counters are the live Stats.
 type counters struct {
 	dekHits, dekMisses, tokenRequests, tokenFailures, auditEvents, auditCommits atomic.Int64
+	auditCommitNanos                                                            atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
 func (v *Vault) Stats() Stats {
 	c := &v.counters
 	return Stats{DataKeyCacheHits: c.dekHits.Load(), DataKeyCacheMisses: c.dekMisses.Load(),
-		TokenRequests: c.tokenRequests.Load(), TokenFailures: c.tokenFailures.Load(), AuditEvents: c.auditEvents.Load(), AuditCommits: c.auditCommits.Load()}
+		TokenRequests: c.tokenRequests.Load(), TokenFailures: c.tokenFailures.Load(), AuditEvents: c.auditEvents.Load(), AuditCommits: c.auditCommits.Load(),
+		AuditCommitTime: time.Duration(c.auditCommitNanos.Load())}
 }
 
 // TokenObserver is told how long each token-endpoint exchange took

@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 	}
 	v.dek = newKeyCache(size, age)
 	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents, commits: &v.counters.auditCommits,
+		commitNanos: &v.counters.auditCommitNanos,
 		minInterval: cfg.AuditCommitInterval}
 
 	id, err := v.store.InitMeta(ctx, metaKeyProvider, []byte(cfg.Keys.ID()))

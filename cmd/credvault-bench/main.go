@@ -326,8 +326,10 @@ type result struct {
 	p50, p99    time.Duration
 	cpuPerReq   time.Duration
 	concurrency int
-	// eventsPerCommit is the audit events per group commit during the run.
+	// eventsPerCommit is the audit events per group commit during the run,
+	// commitTime the mean time of those commits.
 	eventsPerCommit float64
+	commitTime      time.Duration
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -340,6 +342,7 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	events0, commits0 := d.metric("credvault_audit_events_total"), d.metric("credvault_audit_group_commits_total")
+	commitTime0 := d.metric("credvault_audit_group_commit_seconds_total")
 	cpu0 := d.cpu()
 	start := time.Now()
 	for w := range c {
@@ -361,15 +364,17 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	elapsed := time.Since(start)
 	cpu := d.cpu() - cpu0
 	var perCommit float64
+	var commitTime time.Duration
 	if commits := d.metric("credvault_audit_group_commits_total") - commits0; commits > 0 {
 		perCommit = (d.metric("credvault_audit_events_total") - events0) / commits
+		commitTime = time.Duration((d.metric("credvault_audit_group_commit_seconds_total") - commitTime0) / commits * 1e9)
 	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c, eventsPerCommit: perCommit}
+	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c, eventsPerCommit: perCommit, commitTime: commitTime}
 	if len(all) > 0 {
 		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
 		r.cpuPerReq = cpu / time.Duration(len(all))
@@ -457,7 +462,7 @@ func throughput(o options, dir string) error {
 	fmt.Printf("%d connections, %v per run, %d rounds of (health, api_key, oauth2) per concurrency; each figure is the median over\n", o.conns, o.duration, o.rounds)
 	fmt.Println("the rounds, and each ratio compares medians. CPU = the server's utime+stime over a run / its requests.")
 	fmt.Println()
-	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | audit events/commit | ratio to baseline (req/s, p99, CPU) |")
+	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | audit events/commit (mean commit) | ratio to baseline (req/s, p99, CPU) |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, c := range o.concurrency {
 		var base, apiKey, oauth []result
@@ -516,6 +521,7 @@ func median(rs []result) result {
 	m.p99 = time.Duration(mid(func(r result) float64 { return float64(r.p99) }))
 	m.cpuPerReq = time.Duration(mid(func(r result) float64 { return float64(r.cpuPerReq) }))
 	m.eventsPerCommit = mid(func(r result) float64 { return r.eventsPerCommit })
+	m.commitTime = time.Duration(mid(func(r result) float64 { return float64(r.commitTime) }))
 	return m
 }
 
@@ -526,7 +532,7 @@ func printResult(r result, base *result) {
 	}
 	perCommit := "–"
 	if r.eventsPerCommit > 0 {
-		perCommit = fmt.Sprintf("%.1f", r.eventsPerCommit)
+		perCommit = fmt.Sprintf("%.1f (%v)", r.eventsPerCommit, r.commitTime.Round(time.Microsecond))
 	}
 	fmt.Printf("| %s | %d | %.0f | %s | %s | %.1f µs | %d | %s | %s |\n", r.name, r.concurrency, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
 		float64(r.cpuPerReq)/float64(time.Microsecond), r.errors, perCommit, ratio)
