@@ -20,8 +20,11 @@ func (apiKeyKind) validateSecret(prefix string, s Secret, _ Definition) []FieldV
 	return checkSecretValue(prefix+".key", s.APIKey.Key, true)
 }
 
-func (apiKeyKind) values(s Secret) map[string]string {
-	return map[string]string{"api_key": s.APIKey.Key}
+func (apiKeyKind) value(s Secret, name string) (string, bool) {
+	if name != "api_key" {
+		return "", false
+	}
+	return s.APIKey.Key, true
 }
 
 func (apiKeyKind) fields(s Secret) []string { return []string{s.APIKey.Key} }

@@ -157,8 +157,9 @@ type kind interface {
 	defaultPlacement() []ParameterTemplate
 	// validateSecret checks the type's secret; prefix is e.g. "secret.api_key".
 	validateSecret(prefix string, s Secret, d Definition) []FieldViolation
-	// values returns the placeholder values of a secret.
-	values(s Secret) map[string]string
+	// value returns the value of placeholder name for a secret, computed
+	// only when a template asks for it (expansion runs on every resolve).
+	value(s Secret, name string) (string, bool)
 	// fields and fromFields are the secret's stored form (see codec.go).
 	fields(s Secret) []string
 	fromFields(f []string) (Secret, bool)

@@ -33,13 +33,17 @@ func (basicKind) validateSecret(prefix string, s Secret, _ Definition) []FieldVi
 	return append(vs, checkSecretValue(prefix+".password", s.Basic.Password, true)...)
 }
 
-func (basicKind) values(s Secret) map[string]string {
+func (basicKind) value(s Secret, name string) (string, bool) {
 	b := s.Basic
-	return map[string]string{
-		"username": b.Username,
-		"password": b.Password,
-		"basic":    base64.StdEncoding.EncodeToString([]byte(b.Username + ":" + b.Password)),
+	switch name {
+	case "username":
+		return b.Username, true
+	case "password":
+		return b.Password, true
+	case "basic":
+		return base64.StdEncoding.EncodeToString([]byte(b.Username + ":" + b.Password)), true
 	}
+	return "", false
 }
 
 func (basicKind) fields(s Secret) []string { return []string{s.Basic.Username, s.Basic.Password} }

@@ -20,8 +20,11 @@ func (bearerKind) validateSecret(prefix string, s Secret, _ Definition) []FieldV
 	return checkSecretValue(prefix+".token", s.Bearer.Token, true)
 }
 
-func (bearerKind) values(s Secret) map[string]string {
-	return map[string]string{"token": s.Bearer.Token}
+func (bearerKind) value(s Secret, name string) (string, bool) {
+	if name != "token" {
+		return "", false
+	}
+	return s.Bearer.Token, true
 }
 
 func (bearerKind) fields(s Secret) []string { return []string{s.Bearer.Token} }

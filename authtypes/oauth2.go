@@ -151,8 +151,11 @@ func ValidateOAuth2Secret(prefix string, c *OAuth2Config, o *OAuth2Secret) []Fie
 	return nil
 }
 
-func (oauth2Kind) values(s Secret) map[string]string {
-	return map[string]string{"token": s.OAuth2.AccessToken}
+func (oauth2Kind) value(s Secret, name string) (string, bool) {
+	if name != "token" {
+		return "", false
+	}
+	return s.OAuth2.AccessToken, true
 }
 
 // fields stores the client secret, the tokens, the expiry, the grace slot

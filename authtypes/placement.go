@@ -124,12 +124,12 @@ func Expand(prefix string, d Definition, s Secret) ([]Parameter, error) {
 	if !ok || s.Type() != d.Type {
 		return nil, &ValidationError{Violations: []FieldViolation{{Field: prefix + ".type", Description: "does not match the secret"}}}
 	}
-	values := k.values(s)
+	value := func(name string) (string, bool) { return k.value(s, name) }
 	placement := EffectivePlacement(d)
 	out := make([]Parameter, len(placement))
 	var vs []FieldViolation
 	for i, p := range placement {
-		v, ok := expandTemplate(p.ValueTemplate, values)
+		v, ok := expandTemplate(p.ValueTemplate, value)
 		field := func() string { return fmt.Sprintf("%s.placement[%d].value_template", prefix, i) }
 		switch {
 		case !ok:
@@ -147,17 +147,19 @@ func Expand(prefix string, d Definition, s Secret) ([]Parameter, error) {
 	return out, nil
 }
 
-// expandTemplate replaces {name} with values[name] in one pass.
-func expandTemplate(t string, values map[string]string) (string, bool) {
-	if strings.IndexByte(t, '{') < 0 {
+// expandTemplate replaces each {name} with value(name) in one pass. A
+// template that is one placeholder (the usual "{api_key}") returns the
+// value itself, building nothing.
+func expandTemplate(t string, value func(string) (string, bool)) (string, bool) {
+	open := strings.IndexByte(t, '{')
+	if open < 0 {
 		return t, true
 	}
-	n := len(t)
-	for _, v := range values {
-		n += len(v)
+	if open == 0 && strings.IndexByte(t, '}') == len(t)-1 && strings.IndexByte(t[1:], '{') < 0 {
+		return value(t[1 : len(t)-1])
 	}
 	var b strings.Builder
-	b.Grow(n)
+	b.Grow(len(t) + 64)
 	for {
 		open := strings.IndexByte(t, '{')
 		if open < 0 {
@@ -168,7 +170,7 @@ func expandTemplate(t string, values map[string]string) (string, bool) {
 		if end < 0 {
 			return "", false
 		}
-		v, ok := values[t[open+1:open+end]]
+		v, ok := value(t[open+1 : open+end])
 		if !ok {
 			return "", false
 		}

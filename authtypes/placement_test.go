@@ -247,3 +247,33 @@ func FuzzJWTExpiry(f *testing.F) {
 	f.Add("..")
 	f.Fuzz(func(t *testing.T, s string) { JWTExpiry(s) })
 }
+
+func TestExpandTemplate(t *testing.T) {
+	value := func(name string) (string, bool) {
+		v, ok := map[string]string{"a": "1", "b": "22"}[name]
+		return v, ok
+	}
+	tests := []struct {
+		template, want string
+		ok             bool
+	}{
+		{"plain", "plain", true},
+		{"{a}", "1", true},
+		{"{b}", "22", true},
+		{"x{a}y{b}z", "x1y22z", true},
+		{"{a}{b}", "122", true},
+		{"Bearer {b}", "Bearer 22", true},
+		{"{c}", "", false},
+		{"{}", "", false},
+		{"{a", "", false},
+		{"{a{b}", "", false},
+		{"{a}}", "1}", true},
+		{"}{a}", "}1", true},
+	}
+	for _, tc := range tests {
+		got, ok := expandTemplate(tc.template, value)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("expandTemplate(%q) = %q, %v; want %q, %v", tc.template, got, ok, tc.want, tc.ok)
+		}
+	}
+}

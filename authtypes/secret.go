@@ -18,8 +18,11 @@ func (genericKind) validateSecret(prefix string, s Secret, _ Definition) []Field
 	return checkSecretValue(prefix+".value", s.Generic.Value, true)
 }
 
-func (genericKind) values(s Secret) map[string]string {
-	return map[string]string{"secret": s.Generic.Value}
+func (genericKind) value(s Secret, name string) (string, bool) {
+	if name != "secret" {
+		return "", false
+	}
+	return s.Generic.Value, true
 }
 
 func (genericKind) fields(s Secret) []string { return []string{s.Generic.Value} }
