@@ -341,8 +341,8 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	var errs atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	events0, commits0 := d.metric("credvault_audit_events_total"), d.metric("credvault_audit_group_commits_total")
-	commitTime0 := d.metric("credvault_audit_group_commit_seconds_total")
+	auditMetrics := []string{"credvault_audit_events_total", "credvault_audit_group_commits_total", "credvault_audit_group_commit_seconds_total"}
+	before := d.metrics(auditMetrics...)
 	cpu0 := d.cpu()
 	start := time.Now()
 	for w := range c {
@@ -363,11 +363,13 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := d.cpu() - cpu0
+	after := d.metrics(auditMetrics...)
 	var perCommit float64
 	var commitTime time.Duration
-	if commits := d.metric("credvault_audit_group_commits_total") - commits0; commits > 0 {
-		perCommit = (d.metric("credvault_audit_events_total") - events0) / commits
-		commitTime = time.Duration((d.metric("credvault_audit_group_commit_seconds_total") - commitTime0) / commits * 1e9)
+	if commits := after["credvault_audit_group_commits_total"] - before["credvault_audit_group_commits_total"]; commits > 0 {
+		perCommit = (after["credvault_audit_events_total"] - before["credvault_audit_events_total"]) / commits
+		seconds := after["credvault_audit_group_commit_seconds_total"] - before["credvault_audit_group_commit_seconds_total"]
+		commitTime = time.Duration(seconds / commits * float64(time.Second))
 	}
 	var all []time.Duration
 	for _, l := range lat {
@@ -382,21 +384,23 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	return r
 }
 
-// metric reads one unlabelled counter from the daemon's /metrics.
-func (d *daemon) metric(name string) float64 {
+// metrics reads unlabelled counters from one scrape of the daemon's
+// /metrics (missing ones read 0).
+func (d *daemon) metrics(names ...string) map[string]float64 {
+	out := map[string]float64{}
 	resp, err := http.Get("http://" + d.httpAddr + "/metrics")
 	if err != nil {
-		return 0
+		return out
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && slices.Contains(names, name) {
+			out[name], _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0
+	return out
 }
 
 // profile fetches the daemon's CPU profile (it must run with --pprof) of
