@@ -160,8 +160,7 @@ func (s *Store) GetCredential(_ context.Context, name string) (*vault.Credential
 	if err != nil {
 		return nil, err
 	}
-	s.credentials.fill(name, c, gen)
-	return c.Clone(), nil
+	return s.credentials.fill(name, c, gen), nil
 }
 
 // ListCredentials implements vault.Store.
@@ -329,18 +328,16 @@ func (s *Store) CallerByTokenHash(_ context.Context, hash []byte) (*vault.Caller
 		if name == nil {
 			return fmt.Errorf("token: %w", vault.ErrNotFound)
 		}
-		if err := getJSON(tx.Bucket(bucketCallers), string(name), c); errors.Is(err, vault.ErrNotFound) {
+		err := getJSON(tx.Bucket(bucketCallers), string(name), c)
+		if errors.Is(err, vault.ErrNotFound) {
 			return fmt.Errorf("token: %w", vault.ErrNotFound)
-		} else if err != nil {
-			return err
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.callers.fill(string(hash), c, gen)
-	return cloneCaller(c), nil
+	return s.callers.fill(string(hash), c, gen), nil
 }
 
 // CallerByMTLSIdentity implements vault.Store.
@@ -555,10 +552,8 @@ func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev
 			if err := b.Put([]byte(c.Name), vals[i]); err != nil {
 				return err
 			}
-			if c.Secret.RefreshPending {
-				if err := markPendingRefresh(tx, c.Name, true); err != nil {
-					return err
-				}
+			if err := markPendingRefresh(tx, c.Name, c.Secret.RefreshPending); err != nil {
+				return err
 			}
 		}
 		return appendAudit(tx, ev)

@@ -44,15 +44,16 @@ func (c *decodedCache[T]) generation() uint64 {
 }
 
 // fill caches v (decoded in a transaction that began after generation
-// returned gen) unless a write was invalidated since. The cache keeps v.
-func (c *decodedCache[T]) fill(key string, v *T, gen uint64) {
+// returned gen) unless a write was invalidated since, and returns a copy
+// for the caller. The cache keeps v.
+func (c *decodedCache[T]) fill(key string, v *T, gen uint64) *T {
 	if c.max <= 0 {
-		return
+		return v
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		return
+		return v
 	}
 	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.max {
 		for k := range c.entries {
@@ -61,6 +62,7 @@ func (c *decodedCache[T]) fill(key string, v *T, gen uint64) {
 		}
 	}
 	c.entries[key] = v
+	return c.clone(v)
 }
 
 // invalidate drops keys, or every entry when none are given. Writes call
