@@ -81,6 +81,13 @@ func TestOnlineBackupUnderWrites(t *testing.T) {
 	if out, err := exec.Command(builtBinary(t, "credvaultd"), "restore", "--from", backup, "--data-dir", restored).CombinedOutput(); err == nil || !strings.Contains(string(out), "exists") {
 		t.Errorf("a restore over an existing database was not refused: %s", out)
 	}
+	// An audit journal left by a database that stopped without closing
+	// belongs to that database: restore refuses to put another beside it.
+	leftover := t.TempDir()
+	os.WriteFile(filepath.Join(leftover, "credvault.db.audit-journal"), []byte("events"), 0o600)
+	if out, err := exec.Command(builtBinary(t, "credvaultd"), "restore", "--from", backup, "--data-dir", leftover).CombinedOutput(); err == nil || !strings.Contains(string(out), "audit events") {
+		t.Errorf("a restore beside another database's audit journal was not refused: %s", out)
+	}
 	d2 := startDaemon(t, restored, nil)
 	resolver := credvaultv1.NewResolverServiceClient(d2.dial(t))
 	rctx := withToken(app)

@@ -67,7 +67,7 @@ func canaryCases() []*canaryCase {
 // type, drives every RPC including its error paths, and looks for the
 // secret in every response but ResolveCredential's, in every error, in the
 // logs (debug level, with and without payload logging) and in the bytes of
-// the bbolt file.
+// the bbolt file and its audit journal.
 func TestCanarySecretsNeverLeak(t *testing.T) {
 	for _, payloads := range []bool{true, false} {
 		t.Run(fmt.Sprintf("payload logging %v", payloads), func(t *testing.T) { testCanaries(t, payloads) })
@@ -157,7 +157,7 @@ func testCanaries(t *testing.T, payloads bool) {
 		}
 		for _, form := range []string{c, base64.StdEncoding.EncodeToString([]byte(c)), hex.EncodeToString([]byte(c))} {
 			if strings.Contains(dbRaw, form) {
-				t.Errorf("canary %s appears in the bbolt file (as %q)", c, form)
+				t.Errorf("canary %s appears in the bbolt file or its audit journal (as %q)", c, form)
 			}
 		}
 	}

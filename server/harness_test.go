@@ -134,14 +134,19 @@ func (e *testEnv) admin() context.Context { return as(e.adminToken) }
 
 func (e *testEnv) app() context.Context { return as(e.resolverToken) }
 
-// dbBytes reads the bbolt file as it is on disk.
+// dbBytes is everything the store has written: the bbolt file and its
+// audit journal.
 func (e *testEnv) dbBytes(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(e.dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	journal, err := os.ReadFile(e.dbPath + boltstore.JournalSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, journal...)
 }
 
 // apiKeyDomain is an API-key credential readable by callers/app, for tests

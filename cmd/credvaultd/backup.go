@@ -102,6 +102,12 @@ func restoreCmd(_ context.Context, args []string, stderr io.Writer) error {
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("%s exists: restore only into a data dir without a database", dst)
 	}
+	// A journal without its database holds the audit events that database
+	// acknowledged before it stopped uncleanly; it belongs with that
+	// database, not with the backup.
+	if _, err := os.Stat(dst + boltstore.JournalSuffix); err == nil {
+		return fmt.Errorf("%s exists: it holds audit events of the database that was here, which stopped without closing; move it away together with that database (opening that database once folds it in), then restore", dst+boltstore.JournalSuffix)
+	}
 	in, err := os.Open(*from)
 	if err != nil {
 		return err

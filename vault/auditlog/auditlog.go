@@ -226,6 +226,10 @@ func (v *Verifier) Check(e *Event) error {
 	return nil
 }
 
+// Resume makes v check the events after e, which the caller has verified
+// already (the last event of the part of a chain checked before).
+func (v *Verifier) Resume(e *Event) { v.prev = e }
+
 // Result is the outcome of a verification.
 func (v *Verifier) Result() (ok bool, checked, firstBad int64) {
 	return v.bad == 0, v.checked, v.bad

@@ -1,8 +1,10 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,30 +23,43 @@ func seqKey(seq int64) []byte {
 	return k[:]
 }
 
-// appendAudit links events to the last stored event and stores them, inside
-// the caller's write transaction. The chain state is read from the
+// appendAudit stores events at the end of the chain, inside the caller's
+// write transaction: first the journal's pending events (already linked
+// and durable; a write commits them to the bucket before its own), then
+// events, linked after them. The chain's head is read from the
 // transaction itself, never kept outside it.
-func appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
+func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 	b := tx.Bucket(bucketAudit)
 	b.FillPercent = 1.0 // append-only, in key order: fill pages completely
-	var prev *auditlog.Event
-	if k, v := b.Cursor().Last(); k != nil {
-		p, err := auditlog.Unmarshal(v)
-		if err != nil {
-			return fmt.Errorf("audit event %d: %w", binary.BigEndian.Uint64(k), vault.ErrCorrupt)
+	prev, err := lastAudit(tx)
+	if err != nil {
+		return err
+	}
+	var after int64
+	if prev != nil {
+		after = prev.Sequence
+	}
+	if pending := s.journal.pendingAfter(after); len(pending) > 0 {
+		for _, e := range pending {
+			// A journaled event that does not continue the chain would
+			// fork it: fail loudly instead.
+			if e.Sequence != after+1 || (prev != nil && !bytes.Equal(e.PrevHash, prev.Hash)) {
+				return fmt.Errorf("journaled audit event %d does not follow %d: %w", e.Sequence, after, vault.ErrCorrupt)
+			}
+			if err := putAudit(b, e); err != nil {
+				return err
+			}
+			after, prev = e.Sequence, e
 		}
-		prev = p
+		folded := after
+		tx.OnCommit(func() { s.journal.folded(folded) })
 	}
 	for _, e := range events {
 		if e == nil {
 			continue
 		}
 		auditlog.Link(prev, e)
-		val, err := auditlog.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encoding audit event: %w", err)
-		}
-		if err := b.Put(seqKey(e.Sequence), val); err != nil {
+		if err := putAudit(b, e); err != nil {
 			return err
 		}
 		prev = e
@@ -52,13 +67,80 @@ func appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 	return nil
 }
 
-// AppendAudit implements vault.Store.
+func putAudit(b *bolt.Bucket, e *auditlog.Event) error {
+	val, err := auditlog.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding audit event: %w", err)
+	}
+	return b.Put(seqKey(e.Sequence), val)
+}
+
+// AppendAudit implements vault.Store: the events go to the journal, with
+// one disk sync (see journal.go). When they do not fit, or the journal
+// failed, they are committed to the bucket with everything pending before
+// them.
 func (s *Store) AppendAudit(_ context.Context, events []*auditlog.Event) error {
-	return s.update(func(tx *bolt.Tx) error { return appendAudit(tx, events...) })
+	s.chain.Lock()
+	defer s.chain.Unlock()
+	journaled, foldNow, jerr := s.journal.append(s.db, events)
+	if foldNow {
+		s.folds.Add(1)
+		go func() {
+			defer s.folds.Done()
+			defer s.journal.foldDone()
+			// A failed fold leaves the events pending: the next write,
+			// fold or bucket commit takes them along.
+			_ = s.fold()
+		}()
+	}
+	if journaled {
+		return nil
+	}
+	err := s.db.Update(s.reserve.around(func(tx *bolt.Tx) error { return s.appendAudit(tx, events...) }))
+	if err != nil && jerr != nil {
+		err = errors.Join(jerr, err)
+	}
+	return err
+}
+
+// fold commits the journal's pending events to the bucket. It changes no
+// sequence, so it takes no chain lock. Readers of the bucket (listing,
+// verification, backup, close) fold first, to see every acknowledged event.
+func (s *Store) fold() error {
+	if s.journal.pendingCount() == 0 {
+		return nil
+	}
+	return s.db.Update(s.reserve.around(func(tx *bolt.Tx) error { return s.appendAudit(tx) }))
+}
+
+// replayJournal folds the journal's events that continue the bucket's
+// chain into it, on open: they were acknowledged before the process
+// stopped.
+func replayJournal(db *bolt.DB, records []*auditlog.Event) error {
+	if len(records) == 0 {
+		return nil
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		last, err := lastAudit(tx)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketAudit)
+		b.FillPercent = 1.0
+		for _, e := range chainTail(last, records) {
+			if err := putAudit(b, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ListAudit implements vault.Store.
 func (s *Store) ListAudit(_ context.Context, after int64, limit, maxScan int, match func(*auditlog.Event) bool) ([]*auditlog.Event, int64, error) {
+	if err := s.fold(); err != nil {
+		return nil, 0, err
+	}
 	var out []*auditlog.Event
 	last := after
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -83,6 +165,9 @@ func (s *Store) ListAudit(_ context.Context, after int64, limit, maxScan int, ma
 // VerifyAudit implements vault.Store. It reads in one read transaction, so
 // it sees a consistent chain while writers go on.
 func (s *Store) VerifyAudit(_ context.Context) (bool, int64, int64, error) {
+	if err := s.fold(); err != nil {
+		return false, 0, 0, err
+	}
 	var v auditlog.Verifier
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return VerifyTx(tx, &v)
@@ -121,7 +206,28 @@ func VerifyFile(path string, timeout time.Duration) (ok bool, checked, firstBad 
 		if tx.Bucket(bucketAudit) == nil {
 			return fmt.Errorf("%s has no audit log", path)
 		}
-		return VerifyTx(tx, &v)
+		if err := VerifyTx(tx, &v); err != nil {
+			return err
+		}
+		if ok, _, _ := v.Result(); !ok {
+			return nil
+		}
+		// Events acknowledged but not yet folded when the vault stopped
+		// without closing; opening the vault folds them.
+		records, err := readJournalFile(tx, path+JournalSuffix)
+		if err != nil {
+			return err
+		}
+		last, err := lastAudit(tx)
+		if err != nil {
+			return err
+		}
+		for _, e := range chainTail(last, records) {
+			if v.Check(e) != nil {
+				return nil
+			}
+		}
+		return nil
 	})
 	ok, checked, firstBad = v.Result()
 	return ok, checked, firstBad, err

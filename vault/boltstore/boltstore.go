@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,9 +52,14 @@ const FileName = "credvault.db"
 
 // Store is a vault.Store on bbolt.
 type Store struct {
-	db          *bolt.DB
-	reserve     *reserve
-	writers     atomic.Int64 // writes in flight, to choose Update or Batch
+	db      *bolt.DB
+	reserve *reserve
+	journal *journal
+	// chain orders audit group commits (held exclusively) against writes
+	// (held shared across their transaction), which may link audit events.
+	chain       sync.RWMutex
+	folds       sync.WaitGroup // background folds of the journal
+	writers     atomic.Int64   // writes in flight, to choose Update or Batch
 	credentials *decodedCache[vault.Credential]
 	callers     *decodedCache[vault.Caller]
 }
@@ -74,6 +80,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
+	var journalID []byte
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -84,6 +91,9 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if journalID, err = journalIDOf(tx); err != nil {
+			return err
 		}
 		switch string(version) {
 		case SchemaVersion:
@@ -104,12 +114,23 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	// A lone write waits at most this long for company before committing.
 	db.MaxBatchDelay = 300 * time.Microsecond
-	r, err := openReserve(path)
+	j, records, err := openJournal(path+JournalSuffix, journalID)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, reserve: r,
+	if err := replayJournal(db, records); err != nil {
+		j.close()
+		db.Close()
+		return nil, fmt.Errorf("replaying the audit journal of %s: %w", path, err)
+	}
+	r, err := openReserve(path)
+	if err != nil {
+		j.close()
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, reserve: r, journal: j,
 		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),
 		callers:     newDecodedCache(DecodedCacheSize, cloneCaller),
 	}, nil
@@ -121,6 +142,8 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 // (when another write in the batch fails): it must read everything it
 // checks and links from the transaction, so that a rerun is the same write.
 func (s *Store) write(fn func(*bolt.Tx) error) error {
+	s.chain.RLock()
+	defer s.chain.RUnlock()
 	defer s.writers.Add(-1)
 	fn = s.reserve.around(fn)
 	if s.writers.Add(1) == 1 {
@@ -131,16 +154,29 @@ func (s *Store) write(fn func(*bolt.Tx) error) error {
 
 // update runs fn in a write transaction of its own.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.chain.RLock()
+	defer s.chain.RUnlock()
 	return s.db.Update(s.reserve.around(fn))
 }
 
-// Close closes the database; it waits for open transactions.
+// Close closes the database; it waits for open transactions. It folds the
+// audit journal into the database first and, when that worked, removes
+// it: after a clean close the database file alone holds the whole log.
 func (s *Store) Close() error {
+	s.folds.Wait()
+	folded := s.fold()
 	err := s.db.Close()
 	if rerr := s.reserve.close(); err == nil {
 		err = rerr
 	}
-	return err
+	if jerr := s.journal.close(); err == nil {
+		err = jerr
+	}
+	// An event journaled after the fold (a call still running) keeps it.
+	if folded == nil && err == nil && s.journal.pendingCount() == 0 {
+		err = s.journal.remove()
+	}
+	return errors.Join(folded, err)
 }
 
 // DB exposes the bbolt handle to sibling code that needs raw access (backup,
@@ -207,7 +243,7 @@ func (s *Store) PutCredential(_ context.Context, c *vault.Credential, cond vault
 		if err := markPendingRefresh(tx, c.Name, c.Secret.RefreshPending); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
@@ -266,7 +302,7 @@ func (s *Store) DeleteCredential(_ context.Context, name string, cond vault.Cond
 		if err := markPendingRefresh(tx, name, false); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
@@ -410,7 +446,7 @@ func (s *Store) PutCaller(_ context.Context, c *vault.Caller, cond vault.Conditi
 		if err := b.Put([]byte(c.Name), val); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
@@ -494,7 +530,7 @@ func (s *Store) DeleteCaller(_ context.Context, name string, ev *auditlog.Event)
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
@@ -508,7 +544,7 @@ func (s *Store) PutSession(_ context.Context, a *vault.AuthSession, ev *auditlog
 		if err := tx.Bucket(bucketSessions).Put([]byte(a.ID), val); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
@@ -523,7 +559,7 @@ func (s *Store) TakeSession(_ context.Context, id string, ev *auditlog.Event) (*
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 	if err != nil {
 		return nil, err
@@ -556,13 +592,16 @@ func (s *Store) PutCredentialsBulk(_ context.Context, cs []*vault.Credential, ev
 				return err
 			}
 		}
-		return appendAudit(tx, ev)
+		return s.appendAudit(tx, ev)
 	})
 }
 
 // Backup writes a consistent snapshot of the whole database to w from one
 // read transaction, while writers go on (bbolt Tx.WriteTo).
 func (s *Store) Backup(_ context.Context, w io.Writer) (int64, error) {
+	if err := s.fold(); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error

@@ -1,0 +1,380 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credvault/credvault/vault"
+	"github.com/credvault/credvault/vault/auditlog"
+)
+
+// These tests stop a store the way a crash does: without the fold and the
+// journal's removal that Close does, leaving the database and the journal
+// as the last acknowledged call left them.
+
+func openTestStore(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// crash closes s's files without folding. Background folds finish first:
+// a fold in flight is a bbolt transaction, all or nothing either way.
+func crash(t *testing.T, s *Store) {
+	t.Helper()
+	s.folds.Wait()
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.journal.close()
+	s.reserve.close()
+}
+
+func event(id string) *auditlog.Event {
+	return &auditlog.Event{Time: time.Unix(1700000000, 0), Caller: "callers/app",
+		Method: "/credvault.v1.ResolverService/ResolveCredential", Resource: "credentials/x",
+		Outcome: auditlog.OutcomeSuccess, RequestID: id}
+}
+
+func batch(prefix string, n int) []*auditlog.Event {
+	out := make([]*auditlog.Event, n)
+	for i := range out {
+		out[i] = event(fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+// auditIDs lists the request ids in the store's audit log, in order, and
+// checks the chain.
+func auditIDs(t *testing.T, s *Store) []string {
+	t.Helper()
+	ok, checked, bad, err := s.VerifyAudit(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("audit chain: ok=%v bad=%d err=%v", ok, bad, err)
+	}
+	events, _, err := s.ListAudit(context.Background(), 0, 1<<30, 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(events)) != checked {
+		t.Fatalf("listed %d events, verified %d", len(events), checked)
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.RequestID
+	}
+	return ids
+}
+
+// wantLog fails the test unless the log lists exactly the request ids in
+// want (space-separated), in order, and verifies.
+func wantLog(t *testing.T, s *Store, want, when string) {
+	t.Helper()
+	if got := strings.Join(auditIDs(t, s), " "); got != want {
+		t.Fatalf("%s: the log holds %q, want %q", when, got, want)
+	}
+}
+
+func mustAppend(t *testing.T, s *Store, events []*auditlog.Event) {
+	t.Helper()
+	if err := s.AppendAudit(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJournalEventsSurviveACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	mustAppend(t, s, batch("a", 3))
+	mustAppend(t, s, batch("b", 2))
+	if n := s.journal.pendingCount(); n != 5 {
+		t.Fatalf("%d events pending in the journal, want 5 (did they go to the bucket?)", n)
+	}
+	crash(t, s)
+
+	// The offline verifier counts the journal's events too.
+	ok, checked, _, err := VerifyFile(path, time.Second)
+	if err != nil || !ok || checked != 5 {
+		t.Fatalf("VerifyFile after the crash: ok=%v checked=%d err=%v, want 5 events", ok, checked, err)
+	}
+	s = openTestStore(t, path)
+	wantLog(t, s, "a-0 a-1 a-2 b-0 b-1", "after the crash")
+	// The chain goes on after the replayed events.
+	mustAppend(t, s, batch("c", 1))
+	if got := auditIDs(t, s); len(got) != 6 || got[5] != "c-0" {
+		t.Fatalf("after one more event: %v", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + JournalSuffix); !os.IsNotExist(err) {
+		t.Errorf("the journal is still there after a clean close: %v", err)
+	}
+	ok, checked, _, err = VerifyFile(path, time.Second)
+	if err != nil || !ok || checked != 6 {
+		t.Fatalf("VerifyFile after a clean close: ok=%v checked=%d err=%v", ok, checked, err)
+	}
+}
+
+// Writes link their events after the journal's: a write folds the pending
+// events first, in its own transaction. Writes and group commits racing
+// each other, through several rounds of both halves of the journal and the
+// background folds, leave one chain holding every acknowledged event once.
+func TestJournalInterleavesWithWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	ctx := context.Background()
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				var err error
+				if w == 0 && i%4 == 0 { // a write with its event
+					err = s.PutSession(ctx, &vault.AuthSession{ID: id, Credential: "credentials/x", ExpireTime: time.Now().Add(time.Hour)}, event(id))
+				} else {
+					err = s.AppendAudit(ctx, []*auditlog.Event{event(id)})
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+			}
+		}()
+	}
+	// Big batches push the journal through its halves meanwhile.
+	for i := range 40 {
+		ids := batch(fmt.Sprintf("big%d", i), 100)
+		mustAppend(t, s, ids)
+		mu.Lock()
+		for _, e := range ids {
+			acked = append(acked, e.RequestID)
+		}
+		mu.Unlock()
+	}
+	wg.Wait()
+	crash(t, s)
+	s = openTestStore(t, path)
+	defer s.Close()
+	got := auditIDs(t, s)
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range acked {
+		if seen[id] != 1 {
+			t.Fatalf("acknowledged event %s appears %d times in the log of %d events", id, seen[id], len(got))
+		}
+	}
+	if len(got) != len(acked) {
+		t.Errorf("the log holds %d events, %d were acknowledged", len(got), len(acked))
+	}
+}
+
+// A crash can leave the last record half-written. Replay keeps every event
+// before it and nothing from it on, whatever the damage.
+func TestJournalTornTail(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(rec []byte)
+	}{
+		{"flipped byte in the event", func(rec []byte) { rec[10] ^= 0x40 }},
+		{"flipped byte in the hash", func(rec []byte) { rec[len(rec)-1] ^= 1 }},
+		{"length past the end", func(rec []byte) { rec[0], rec[1] = 0xff, 0xff }},
+		{"zeroed tail", func(rec []byte) { clear(rec[len(rec)/2:]) }},
+		{"zeroed record", func(rec []byte) { clear(rec) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			s := openTestStore(t, path)
+			mustAppend(t, s, batch("a", 4))
+			start := s.journal.off
+			mustAppend(t, s, batch("b", 1))
+			end := s.journal.off
+			crash(t, s)
+
+			f, err := os.OpenFile(path+JournalSuffix, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := make([]byte, end-start)
+			if _, err := f.ReadAt(rec, start); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(rec)
+			if _, err := f.WriteAt(rec, start); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			s = openTestStore(t, path)
+			defer s.Close()
+			wantLog(t, s, "a-0 a-1 a-2 a-3", "after a torn last record")
+		})
+	}
+}
+
+// Events that were folded and a round of the journal that started over
+// them stay where they are in the file; replay takes only what continues
+// the bucket's chain.
+func TestJournalReplaySkipsFoldedEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	mustAppend(t, s, batch("a", 5))
+	if _, _, err := s.ListAudit(context.Background(), 0, 1, 1, nil); err != nil { // folds
+		t.Fatal(err)
+	}
+	mustAppend(t, s, batch("b", 2))
+	crash(t, s)
+	s = openTestStore(t, path)
+	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after the crash")
+	crash(t, s) // the journal still holds all seven, all folded now
+	s = openTestStore(t, path)
+	defer s.Close()
+	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after a second open")
+}
+
+// A journal belongs to one database: next to another (a copied file, a
+// restore), it is ignored and started anew.
+func TestJournalOfAnotherDatabaseIsIgnored(t *testing.T) {
+	pathA := filepath.Join(t.TempDir(), FileName)
+	a := openTestStore(t, pathA)
+	mustAppend(t, a, batch("a", 3))
+	crash(t, a)
+
+	pathB := filepath.Join(t.TempDir(), FileName)
+	b := openTestStore(t, pathB)
+	b.Close()
+	data, err := os.ReadFile(pathA + JournalSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pathB+JournalSuffix, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ok, checked, _, err := VerifyFile(pathB, time.Second); err != nil || !ok || checked != 0 {
+		t.Fatalf("VerifyFile of B with A's journal: ok=%v checked=%d err=%v", ok, checked, err)
+	}
+	b = openTestStore(t, pathB)
+	defer b.Close()
+	if got := auditIDs(t, b); len(got) != 0 {
+		t.Fatalf("B took A's events: %v", got)
+	}
+}
+
+// When the journal cannot be written, events are committed to the bucket
+// instead: the calls go on, the chain stays whole.
+func TestJournalFailureFallsBackToTheBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	defer s.Close()
+	mustAppend(t, s, batch("a", 2))
+	s.journal.file.Close() // every later write to it fails
+	mustAppend(t, s, batch("b", 2))
+	mustAppend(t, s, batch("c", 1))
+	if n := s.journal.pendingCount(); n != 0 {
+		t.Errorf("%d events pending after the journal failed, want 0", n)
+	}
+	wantLog(t, s, "a-0 a-1 b-0 b-1 c-0", "after the journal failed")
+}
+
+// An event too long for a journal record goes to the bucket, in order.
+func TestJournalLongEventGoesToTheBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	mustAppend(t, s, batch("a", 2))
+	long := event("long")
+	long.Details = map[string]string{"note": strings.Repeat("x", maxJournalRecord)}
+	mustAppend(t, s, []*auditlog.Event{long})
+	mustAppend(t, s, batch("b", 1))
+	crash(t, s)
+	s = openTestStore(t, path)
+	defer s.Close()
+	wantLog(t, s, "a-0 a-1 long b-0", "after a long event")
+}
+
+// Random batch sizes and crashes, over many rounds of both halves: the log
+// always holds exactly the acknowledged events, in order.
+func TestJournalRandomRounds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var acked []string
+	s := openTestStore(t, path)
+	for round := range 12 {
+		for i := range rng.IntN(600) {
+			events := batch(fmt.Sprintf("r%d-%d", round, i), 1+rng.IntN(40))
+			mustAppend(t, s, events)
+			for _, e := range events {
+				acked = append(acked, e.RequestID)
+			}
+		}
+		crash(t, s)
+		s = openTestStore(t, path)
+	}
+	defer s.Close()
+	if got, want := strings.Join(auditIDs(t, s), " "), strings.Join(acked, " "); got != want {
+		t.Fatalf("the log differs from the acknowledged events: %d vs %d events", len(strings.Fields(got)), len(acked))
+	}
+	if fi, err := os.Stat(path + JournalSuffix); err != nil || fi.Size() != journalSize {
+		t.Errorf("journal file: %v %v, want %d bytes", fi, err, journalSize)
+	}
+}
+
+// After the journal has gone round its halves, the newest events sit at
+// the start of one half and older, unfolded ones in the other: replay goes
+// by sequence, not by place in the file.
+func TestJournalReplayAcrossHalves(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	s.journal.mu.Lock()
+	s.journal.folding = true // no background folds: the test folds by hand
+	s.journal.mu.Unlock()
+	var acked []string
+	switches := 0
+	for i := 0; switches < 2 || i%5 != 0; i++ {
+		before := s.journal.active
+		events := batch(fmt.Sprintf("e%d", i), 10)
+		mustAppend(t, s, events)
+		for _, e := range events {
+			acked = append(acked, e.RequestID)
+		}
+		if s.journal.active != before {
+			switches++
+			if switches == 1 {
+				if err := s.fold(); err != nil { // the first half, and one batch of the second
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if s.journal.active != 0 || s.journal.pendingCount() == 0 {
+		t.Fatalf("active half %d, %d pending: the test did not set up both halves", s.journal.active, s.journal.pendingCount())
+	}
+	crash(t, s)
+	s = openTestStore(t, path)
+	defer s.Close()
+	if got, want := strings.Join(auditIDs(t, s), " "), strings.Join(acked, " "); got != want {
+		t.Fatalf("the log differs from the acknowledged events: %d vs %d events", len(strings.Fields(got)), len(acked))
+	}
+}
