@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -80,6 +81,12 @@ func putAudit(b *bolt.Bucket, e *auditlog.Event) error {
 // failed, they are committed to the bucket with everything pending before
 // them.
 func (s *Store) AppendAudit(_ context.Context, events []*auditlog.Event) error {
+	if slices.Contains(events, nil) {
+		events = slices.DeleteFunc(slices.Clone(events), func(e *auditlog.Event) bool { return e == nil })
+	}
+	if len(events) == 0 {
+		return nil
+	}
 	s.chain.Lock()
 	defer s.chain.Unlock()
 	journaled, foldNow, jerr := s.journal.append(s.db, events)

@@ -161,20 +161,25 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 
 // Close closes the database; it waits for open transactions. It folds the
 // audit journal into the database first and, when that worked, removes
-// it: after a clean close the database file alone holds the whole log.
+// it: after a clean close the database file alone holds the whole log. The
+// journal goes before the database, whose file lock the next process to
+// open it waits for: that process must not find a journal still about to
+// be removed. Holding the chain lock keeps any call still running from
+// writing or appending meanwhile; it then fails on the closed database.
 func (s *Store) Close() error {
+	s.chain.Lock()
+	defer s.chain.Unlock()
 	s.folds.Wait()
 	folded := s.fold()
-	err := s.db.Close()
-	if rerr := s.reserve.close(); err == nil {
-		err = rerr
-	}
-	if jerr := s.journal.close(); err == nil {
-		err = jerr
-	}
-	// An event journaled after the fold (a call still running) keeps it.
+	err := s.journal.close()
 	if folded == nil && err == nil && s.journal.pendingCount() == 0 {
 		err = s.journal.remove()
+	}
+	if derr := s.db.Close(); err == nil {
+		err = derr
+	}
+	if rerr := s.reserve.close(); err == nil {
+		err = rerr
 	}
 	return errors.Join(folded, err)
 }

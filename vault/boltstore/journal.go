@@ -112,9 +112,11 @@ func journalHeaderFor(id []byte) []byte {
 }
 
 // openJournal opens (or creates) the journal at path for the database with
-// id, and returns the events it holds: every well-formed record, in file
-// order, for replayJournal to choose from. A file of another database, or
-// none, is (re)written as an empty journal.
+// id, and returns the events it holds: every well-formed record, in
+// sequence order, for replayJournal to choose from. The journal of another
+// database is refused, never overwritten; a file that is not a whole
+// journal (none, or one cut short while it was first written) is written
+// anew.
 func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -128,6 +130,10 @@ func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 	}
 	if len(data) == journalSize && bytes.HasPrefix(data, j.header) {
 		return j, readJournal(data), nil
+	}
+	if bytes.HasPrefix(data, []byte(journalMagic)) && !bytes.HasPrefix(data, j.header) {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is the audit journal of another database, and may hold audit events that database acknowledged but has not folded in: move it away together with that database (opening that database once folds them), or delete it if that database is gone", path)
 	}
 	if err := j.format(); err != nil {
 		f.Close()
@@ -220,10 +226,10 @@ func links(prev, e *auditlog.Event) bool {
 
 // append makes events durable in the journal, linked after the chain's
 // head, and reports whether it did; the caller holds the chain lock
-// exclusively. false with a nil error means the events do not fit: the
-// caller commits them to the bucket instead. An error means the journal
-// failed; it is not used again, and the caller commits to the bucket.
-// foldNow asks the caller to start a background fold.
+// exclusively. When it did not, the caller commits the events to the
+// bucket instead: with a nil error, they did not fit; with an error, the
+// journal could not be read or written (after a failed write or sync it is
+// not used again). foldNow asks the caller to start a background fold.
 func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -277,17 +283,29 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	return true, foldNow, nil
 }
 
-// head returns the chain's last event: the last pending one, else the
-// bucket's last. The caller holds the chain lock exclusively, so every
-// write that linked events has committed and dropped what it folded
-// (folded runs inside its transaction's call), and j.mu keeps a fold in
-// flight from dropping the last pending event meanwhile.
+// head returns the chain's last event: the later of the last pending
+// event and the bucket's last, and drops the pending events the bucket
+// holds. Both can be the later one: a write commits events after the
+// pending ones it folded; and a fold, which runs without the chain lock,
+// drops what it folded only after bbolt has released its writer lock, so
+// a write can commit events in between, after events still listed as
+// pending. j.mu keeps pending events from being dropped meanwhile, and a
+// fold still in flight changes neither head.
 func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
-	if n := len(j.pending); n > 0 {
-		return j.pending[n-1], nil
-	}
 	var head *auditlog.Event
+	if n := len(j.pending); n > 0 {
+		head = j.pending[n-1]
+	}
 	err := db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		seq := int64(binary.BigEndian.Uint64(k))
+		j.dropThrough(seq)
+		if head != nil && head.Sequence > seq {
+			return nil
+		}
 		last, err := lastAudit(tx)
 		head = last
 		return err
@@ -341,7 +359,16 @@ func (j *journal) pendingCount() int {
 	return len(j.pending)
 }
 
-func (j *journal) close() error { return j.file.Close() }
+var errJournalClosed = errors.New("the audit journal is closed")
+
+// close closes the file; later appends go to the bucket (and fail there,
+// the database being closed too).
+func (j *journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.failed = errJournalClosed
+	return j.file.Close()
+}
 
 // remove deletes the closed journal, once the database holds all of it.
 func (j *journal) remove() error {
