@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,12 @@ func (g *groupCommitter) commit(b *auditBatch) {
 	if wait := g.minInterval - time.Since(g.lastStart); wait > 0 {
 		time.Sleep(wait)
 	}
+	// Yield once before closing the batch: calls already running (reading
+	// a request, authorising, resolving) get to join it instead of waiting
+	// for the next commit. Under load each disk sync then covers more
+	// events (at c=64, 13 → 19 per commit, 39 → 32 µs of CPU per resolve);
+	// with nothing else to run it returns at once.
+	runtime.Gosched()
 	g.mu.Lock()
 	g.open = nil
 	events := b.events
