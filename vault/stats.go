@@ -17,7 +17,7 @@ type Stats struct {
 	// commit is the group commit's batching.
 	AuditCommits int64
 	// AuditCommitTime is the time spent in those commits (their store
-	// transactions with the disk syncs): divided by AuditCommits, the mean
+	// appends with their disk sync): divided by AuditCommits, the mean
 	// a resolve waits for once its batch commits.
 	AuditCommitTime time.Duration
 }
