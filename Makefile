@@ -81,7 +81,7 @@ soak:
 ## fuzz: each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
 FUZZ_TARGETS := authtypes:FuzzExpand authtypes:FuzzSecretDecode authtypes:FuzzState authtypes:FuzzJWTExpiry \
-	authtypes:FuzzTokenResponse vault/envelope:FuzzParse vault/auditlog:FuzzDecode server:FuzzCallback
+	authtypes:FuzzTokenResponse vault/envelope:FuzzParse vault/auditlog:FuzzDecode vault/boltstore:FuzzReadJournal server:FuzzCallback
 fuzz:
 	@FUZZTIME=$(FUZZTIME) .ci/fuzz.sh $(FUZZ_TARGETS)
 

@@ -94,7 +94,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := envConfig{Config: server.Config{Vault: v, Logger: log, LogPayloads: true}}
+	cfg := envConfig{Config: server.Config{Vault: v, Logger: log, LogPayloads: true, AuditJournalFailure: store.AuditJournalFailure}}
 	for _, o := range opts {
 		o(&cfg)
 	}

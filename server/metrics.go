@@ -62,8 +62,8 @@ func (m *Metrics) ObserveTokenRequest(grant string, d time.Duration, ok bool) {
 }
 
 // watch registers counters that read the vault's and the key provider's
-// own counts when scraped.
-func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64) {
+// own counts when scraped, and the store's audit journal state.
+func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64, journalFailure func() error) {
 	stat := func(name, help string, f func(vault.Stats) int64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(f(v.Stats())) }))
@@ -77,6 +77,16 @@ func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_audit_group_commit_seconds_total",
 		Help: "Time spent in group commits of read and resolve events (/ commits = mean commit latency)."},
 		func() float64 { return v.Stats().AuditCommitTime.Seconds() }))
+	if journalFailure != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_audit_journal_failed",
+			Help: "1 when the audit journal failed and every group commit goes to the database with two disk syncs; 0 while it works."},
+			func() float64 {
+				if journalFailure() != nil {
+					return 1
+				}
+				return 0
+			}))
+	}
 	if keyCalls != nil {
 		for _, op := range []string{"GenerateDataKey", "Decrypt", "ReEncrypt", "errors"} {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_key_provider_calls_total",

@@ -47,6 +47,7 @@ func TestMetricsMoveAndHoldNoSecret(t *testing.T) {
 		`credvault_audit_events_total`,
 		`credvault_audit_group_commits_total`,
 		`credvault_audit_group_commit_seconds_total`,
+		"credvault_audit_journal_failed 0",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -49,6 +49,9 @@ type Config struct {
 	Metrics *Metrics
 	// KeyProviderCalls, when set, reports the key provider's call counts.
 	KeyProviderCalls func() map[string]int64
+	// AuditJournalFailure, when set, reports why the store's audit journal
+	// stopped (nil while it works), for the metrics.
+	AuditJournalFailure func() error
 	// GRPCOptions are added to the server's options (TLS credentials).
 	GRPCOptions []grpc.ServerOption
 }
@@ -74,7 +77,7 @@ func New(cfg Config) *Server {
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
-	s.metrics.watch(cfg.Vault, cfg.KeyProviderCalls)
+	s.metrics.watch(cfg.Vault, cfg.KeyProviderCalls, cfg.AuditJournalFailure)
 	maxRecv := cfg.MaxRecvMsgSize
 	if maxRecv <= 0 {
 		maxRecv = DefaultMaxRecvMsgSize

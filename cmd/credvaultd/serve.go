@@ -210,7 +210,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if c, ok := keys.(interface{ Calls() map[string]int64 }); ok {
 		keyCalls = c.Calls
 	}
-	srv := server.New(server.Config{Vault: v, Logger: log, PublicURL: publicURL, Metrics: metrics, KeyProviderCalls: keyCalls, LogPayloads: cfg.logPayloads,
+	srv := server.New(server.Config{Vault: v, Logger: log, PublicURL: publicURL, Metrics: metrics, KeyProviderCalls: keyCalls, AuditJournalFailure: store.AuditJournalFailure, LogPayloads: cfg.logPayloads,
 		RateLimit: cfg.rateLimit, RateBurst: cfg.rateBurst, GRPCOptions: grpcOpts})
 
 	handler := srv.HTTPHandler()

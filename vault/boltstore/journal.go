@@ -361,6 +361,19 @@ func (j *journal) pendingCount() int {
 
 var errJournalClosed = errors.New("the audit journal is closed")
 
+// AuditJournalFailure returns the error that stopped the audit journal, or
+// nil while it works. After a failure audit events still become durable,
+// each group commit as a bbolt commit of its own (two disk syncs): slower,
+// not unsafe, and worth an operator's look at the disk.
+func (s *Store) AuditJournalFailure() error {
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	if errors.Is(s.journal.failed, errJournalClosed) {
+		return nil
+	}
+	return s.journal.failed
+}
+
 // close closes the file; later appends go to the bucket (and fail there,
 // the database being closed too).
 func (j *journal) close() error {
