@@ -95,13 +95,30 @@ func (e *Event) ComputeHash() []byte {
 // Link makes e the event after prev (nil for the first event): it sets
 // Sequence, PrevHash and Hash.
 func Link(prev *Event, e *Event) {
+	e.follow(prev)
+	e.Hash = e.ComputeHash()
+}
+
+// follow sets what linking after prev sets, but the hash.
+func (e *Event) follow(prev *Event) {
 	e.Sequence, e.PrevHash = 1, nil
 	if prev != nil {
 		e.Sequence = prev.Sequence + 1
 		e.PrevHash = slices.Clone(prev.Hash)
 	}
 	e.Time = e.Time.UTC().Round(0)
-	e.Hash = e.ComputeHash()
+}
+
+// AppendLinked links e after prev, as Link does, and appends its stored
+// form, as Marshal returns it, to b: the one encoding serves both the hash
+// and the stored bytes (a group commit encodes every event it journals).
+func AppendLinked(b []byte, prev, e *Event) []byte {
+	e.follow(prev)
+	start := len(b)
+	b = e.appendCanonical(b)
+	h := sha256.Sum256(b[start:])
+	e.Hash = slices.Clone(h[:])
+	return append(b, h[:]...)
 }
 
 // Marshal is the stored form of an event: its canonical encoding followed

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -147,6 +148,40 @@ func FuzzDecode(f *testing.F) {
 
 // BenchmarkLinkAndMarshal is the per-event work of an audit append: link
 // (canonical encoding and SHA-256) and the stored form.
+// AppendLinked is Link then Marshal, in one encoding.
+func TestAppendLinkedIsLinkThenMarshal(t *testing.T) {
+	for _, prev := range []*Event{nil, chain(3)[2]} {
+		mk := func() *Event {
+			return &Event{Time: time.Unix(1700000000, 5).In(time.FixedZone("x", 3600)), Caller: "callers/app", Method: "/m",
+				Outcome: OutcomeDenied, Code: 7, RequestID: "r", Details: map[string]string{"b": "2", "a": "1"}}
+		}
+		a, b := mk(), mk()
+		Link(prev, a)
+		want, err := Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := AppendLinked([]byte("head"), prev, b)
+		if string(got) != "head"+string(want) {
+			t.Fatalf("AppendLinked after %v:\n got %x\nwant %x", prev != nil, got[4:], want)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("the events differ after linking:\n%+v\n%+v", a, b)
+		}
+	}
+}
+
+func BenchmarkAppendLinked(b *testing.B) {
+	prev := chain(1)[0]
+	e := &Event{Time: time.Unix(1700000000, 0), Caller: "callers/app", Method: "/credvault.v1.ResolverService/ResolveCredential",
+		Resource: "credentials/apikey", Outcome: OutcomeSuccess, RequestID: "0123456789abcdef"}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendLinked(buf[:0], prev, e)
+	}
+}
+
 func BenchmarkLinkAndMarshal(b *testing.B) {
 	prev := chain(1)[0]
 	e := &Event{Time: time.Unix(1700000000, 0), Caller: "callers/app", Method: "/credvault.v1.ResolverService/ResolveCredential",

@@ -242,18 +242,13 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	}
 	buf := j.buf[:0]
 	for _, e := range events {
-		auditlog.Link(prev, e)
 		start := len(buf)
-		buf = append(buf, 0, 0, 0, 0)
-		rec, err := auditlog.Marshal(e)
-		if err != nil {
-			return false, false, err
-		}
-		if len(rec) > maxJournalRecord {
+		buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
+		n := len(buf) - start - 4
+		if n > maxJournalRecord {
 			return false, false, nil
 		}
-		buf = append(buf, rec...)
-		binary.BigEndian.PutUint32(buf[start:], uint32(len(rec)))
+		binary.BigEndian.PutUint32(buf[start:], uint32(n))
 		prev = e
 	}
 	j.buf = buf
