@@ -40,7 +40,7 @@ func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 	if prev != nil {
 		after = prev.Sequence
 	}
-	if pending := s.journal.pendingAfter(after); len(pending) > 0 {
+	if pending, stale := s.journal.pendingAfter(after); len(pending) > 0 || stale {
 		for _, e := range pending {
 			// A journaled event that does not continue the chain would
 			// fork it: fail loudly instead.
@@ -52,6 +52,9 @@ func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 			}
 			after, prev = e.Sequence, e
 		}
+		// Once this commit is durable, so is every pending event up to
+		// after: those folded here, and any an earlier fold committed
+		// whose handler has not run yet.
 		folded := after
 		tx.OnCommit(func() { s.journal.folded(folded) })
 	}

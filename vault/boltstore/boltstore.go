@@ -43,9 +43,11 @@ var (
 )
 
 // SchemaVersion is the layout version this package writes. Version 2 added
-// the refresh_pending index; a version-1 file is migrated on open (and an
-// older build then refuses the file rather than let the index go stale).
-const SchemaVersion = "2"
+// the refresh_pending index; version 3 the audit journal beside the file,
+// whose events an older build would not fold in (it would link new events
+// over them). Older files are migrated on open, and an older build then
+// refuses the file.
+const SchemaVersion = "3"
 
 // FileName is the database file in the data dir.
 const FileName = "credvault.db"
@@ -59,6 +61,7 @@ type Store struct {
 	// (held shared across their transaction), which may link audit events.
 	chain       sync.RWMutex
 	folds       sync.WaitGroup // background folds of the journal
+	closed      bool           // guarded by chain
 	writers     atomic.Int64   // writes in flight, to choose Update or Batch
 	credentials *decodedCache[vault.Credential]
 	callers     *decodedCache[vault.Caller]
@@ -103,6 +106,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 			if err := indexPendingRefreshes(tx); err != nil {
 				return err
 			}
+		case "2": // the journal needs nothing in the file but its id
 		default:
 			return fmt.Errorf("schema version %q, this build reads %q", version, SchemaVersion)
 		}
@@ -169,6 +173,10 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 func (s *Store) Close() error {
 	s.chain.Lock()
 	defer s.chain.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	s.folds.Wait()
 	folded := s.fold()
 	err := s.journal.close()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -88,6 +89,9 @@ type journal struct {
 	pending []*auditlog.Event // durable in the journal, not yet in the bucket, in chain order
 	folding bool              // a background fold is running
 	failed  error             // set when an append failed; the journal is then no longer used
+	// failure is failed for readers that must not wait for j.mu (a
+	// metrics scrape while an append waits on a hung disk).
+	failure atomic.Pointer[error]
 	buf     []byte
 }
 
@@ -265,12 +269,10 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 		j.folding = j.folding || foldNow
 	}
 	if _, err := j.file.WriteAt(buf, j.off); err != nil {
-		j.failed = err
-		return false, foldNow, fmt.Errorf("appending to the audit journal: %w", err)
+		return false, foldNow, j.fail(fmt.Errorf("appending to the audit journal: %w", err))
 	}
 	if err := fdatasync(j.file); err != nil {
-		j.failed = err
-		return false, foldNow, fmt.Errorf("syncing the audit journal: %w", err)
+		return false, foldNow, j.fail(fmt.Errorf("syncing the audit journal: %w", err))
 	}
 	j.off += int64(len(buf))
 	j.lastSeq[j.active] = prev.Sequence
@@ -278,14 +280,18 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	return true, foldNow, nil
 }
 
-// head returns the chain's last event: the later of the last pending
-// event and the bucket's last, and drops the pending events the bucket
-// holds. Both can be the later one: a write commits events after the
-// pending ones it folded; and a fold, which runs without the chain lock,
-// drops what it folded only after bbolt has released its writer lock, so
-// a write can commit events in between, after events still listed as
-// pending. j.mu keeps pending events from being dropped meanwhile, and a
-// fold still in flight changes neither head.
+// head returns the chain's last event: the later of the last pending event
+// and the bucket's last. The bucket's can be the later one: a fold, which
+// runs without the chain lock, drops what it folded only after bbolt has
+// released its writer lock, and a write can commit events in between,
+// after events still listed as pending. head does not drop those pending
+// events itself: a reader can see a commit before its disk sync has
+// finished, and a half must not be written over until the fold holding its
+// events is durable (only the fold's commit handler, run after the sync,
+// drops them). The write, by contrast, is durable here: it held the chain
+// lock, which the caller holds now, until after its sync. j.mu keeps
+// pending events from being dropped meanwhile; a fold still in flight
+// changes neither head.
 func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 	var head *auditlog.Event
 	if n := len(j.pending); n > 0 {
@@ -293,12 +299,7 @@ func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 	}
 	err := db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
-		if k == nil {
-			return nil
-		}
-		seq := int64(binary.BigEndian.Uint64(k))
-		j.dropThrough(seq)
-		if head != nil && head.Sequence > seq {
+		if k == nil || (head != nil && head.Sequence >= int64(binary.BigEndian.Uint64(k))) {
 			return nil
 		}
 		last, err := lastAudit(tx)
@@ -308,6 +309,13 @@ func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 	return head, err
 }
 
+// fail stops the journal for good and returns err. j.mu must be held.
+func (j *journal) fail(err error) error {
+	j.failed = err
+	j.failure.Store(&err)
+	return err
+}
+
 // foldDone records that the background fold finished.
 func (j *journal) foldDone() {
 	j.mu.Lock()
@@ -315,15 +323,17 @@ func (j *journal) foldDone() {
 	j.folding = false
 }
 
-// pendingAfter returns the pending events after sequence seq.
-func (j *journal) pendingAfter(seq int64) []*auditlog.Event {
+// pendingAfter returns the pending events after sequence seq, and whether
+// any pending events are at or before it (committed by an earlier fold
+// whose commit handler has not run yet).
+func (j *journal) pendingAfter(seq int64) (after []*auditlog.Event, before bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	i := 0
 	for i < len(j.pending) && j.pending[i].Sequence <= seq {
 		i++
 	}
-	return j.pending[i:len(j.pending):len(j.pending)]
+	return j.pending[i:len(j.pending):len(j.pending)], i > 0
 }
 
 // folded drops the pending events up to sequence seq, which a committed
@@ -361,12 +371,10 @@ var errJournalClosed = errors.New("the audit journal is closed")
 // each group commit as a bbolt commit of its own (two disk syncs): slower,
 // not unsafe, and worth an operator's look at the disk.
 func (s *Store) AuditJournalFailure() error {
-	s.journal.mu.Lock()
-	defer s.journal.mu.Unlock()
-	if errors.Is(s.journal.failed, errJournalClosed) {
-		return nil
+	if p := s.journal.failure.Load(); p != nil {
+		return *p
 	}
-	return s.journal.failed
+	return nil
 }
 
 // close closes the file; later appends go to the bucket (and fail there,

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -477,30 +478,135 @@ func TestJournalReplayAcrossHalves(t *testing.T) {
 }
 
 // FuzzReadJournal feeds arbitrary bytes to the journal reader as the
-// contents of a half: it never panics, and what replay would take from it
-// is a chain that continues the given head, event by event.
+// contents of its two halves: it never panics, every event it returns is
+// decoded exactly (its stored form is in the file), they come in sequence
+// order whichever half holds them, and what replay would take from them is
+// a chain.
 func FuzzReadJournal(f *testing.F) {
-	var prev *auditlog.Event
-	var valid []byte
-	for i := range 3 {
-		e := event(fmt.Sprintf("seed-%d", i))
-		auditlog.Link(prev, e)
-		rec, _ := auditlog.Marshal(e)
-		valid = binary.BigEndian.AppendUint32(valid, uint32(len(rec)))
-		valid = append(valid, rec...)
-		prev = e
+	records := func(from, n int) []byte {
+		var prev *auditlog.Event
+		var out []byte
+		for i := range from + n {
+			e := event(fmt.Sprintf("seed-%d", i))
+			rec := auditlog.AppendLinked(nil, prev, e)
+			if i >= from {
+				out = binary.BigEndian.AppendUint32(out, uint32(len(rec)))
+				out = append(out, rec...)
+			}
+			prev = e
+		}
+		return out
 	}
-	f.Add(valid)
-	f.Add(valid[:len(valid)-7])
-	f.Add([]byte{0, 0, 0, 0})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		records := readJournalRecords(data)
+	f.Add(records(0, 3), []byte{})
+	f.Add(records(3, 2), records(0, 3)) // the newest in the first half
+	f.Add(records(0, 3)[:50], records(0, 1))
+	f.Add([]byte{0, 0, 0, 0}, []byte{0xff, 0xff, 0xff, 0xff, 1})
+	f.Fuzz(func(t *testing.T, half0, half1 []byte) {
+		half0, half1 = half0[:min(len(half0), int(halfSize))], half1[:min(len(half1), int(halfSize))]
+		data := make([]byte, journalSize)
+		copy(data[halfStart(0):], half0)
+		copy(data[halfStart(1):], half1)
+		got := readJournal(data)
+		for i, e := range got {
+			rec, err := auditlog.Marshal(e)
+			if err != nil || !(bytes.Contains(data[halfStart(0):halfStart(1)], rec) || bytes.Contains(data[halfStart(1):], rec)) {
+				t.Fatalf("event %d does not re-encode to bytes in the journal: %v", e.Sequence, err)
+			}
+			if i > 0 && got[i-1].Sequence > e.Sequence {
+				t.Fatalf("events out of sequence order: %d before %d", got[i-1].Sequence, e.Sequence)
+			}
+		}
 		var v auditlog.Verifier
-		for _, e := range chainTail(nil, records) {
+		for _, e := range chainTail(nil, got) {
 			if err := v.Check(e); err != nil {
 				t.Fatalf("replay would take event %d, which does not continue the chain: %v", e.Sequence, err)
 			}
 		}
 	})
+}
+
+// A reader sees a fold's commit before its disk sync has finished. Until
+// the fold is durable, the half holding its events must not be written
+// over, or a power loss would lose them from both places: a group commit
+// that does not fit in the other half then goes to the bucket instead
+// (whose own sync makes the fold durable too). The held commit handler
+// stands for the sync in flight: the journal sees the same state either
+// way. Should the half be reused, the test simulates the power loss.
+func TestJournalHalfNotReusedBeforeItsFoldIsDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	s.journal.mu.Lock()
+	s.journal.folding = true // no background folds: the test folds by hand
+	s.journal.mu.Unlock()
+	acked, i := 0, 0
+	add := func() {
+		mustAppend(t, s, batch(fmt.Sprint("b", i), 100))
+		acked += 100
+		i++
+	}
+	for s.journal.active == 0 {
+		add()
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.db.Update(func(tx *bolt.Tx) error {
+			tx.OnCommit(func() { close(committed); <-release }) // runs before the fold's own handler
+			return s.appendAudit(tx)
+		})
+	}()
+	<-committed
+	for s.journal.active == 1 && s.journal.lastSeq[1] == int64(acked) {
+		add() // until a batch does not go to half 1
+	}
+	reused := s.journal.active == 0
+	crash(t, s)
+	close(release)
+	<-done
+	if !reused {
+		return
+	}
+	t.Errorf("half 0 was written over while the fold of its events was not yet durable")
+	if err := os.WriteFile(path, before, 0o600); err != nil { // power lost before the fold's sync
+		t.Fatal(err)
+	}
+	s = openTestStore(t, path)
+	defer s.Close()
+	if n := len(auditIDs(t, s)); n != acked {
+		t.Fatalf("the log holds %d events after the power loss; %d were acknowledged", n, acked)
+	}
+}
+
+// A fold that has committed but not yet dropped what it folded (its commit
+// handler runs after bbolt releases its lock) does not keep a clean Close
+// from removing the journal.
+func TestJournalCloseAfterAFoldAwaitingItsHandler(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	mustAppend(t, s, batch("a", 3))
+	committed, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.db.Update(func(tx *bolt.Tx) error {
+			tx.OnCommit(func() { close(committed); <-release })
+			return s.appendAudit(tx)
+		})
+	}()
+	<-committed
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	if _, err := os.Stat(path + JournalSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the journal is still there after a clean close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+	s = openTestStore(t, path)
+	defer s.Close()
+	wantLog(t, s, "a-0 a-1 a-2", "after reopening")
 }
