@@ -89,6 +89,28 @@ func wantLog(t *testing.T, s *Store, want, when string) {
 	}
 }
 
+// foldHeldBeforeItsHandler folds the journal in a transaction that has
+// committed but whose commit handlers wait (one is registered ahead of the
+// fold's own), standing for a fold whose handler has not run yet or whose
+// sync is still in flight. release lets it finish and waits for it.
+func foldHeldBeforeItsHandler(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	committed, held, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.db.Update(func(tx *bolt.Tx) error {
+			tx.OnCommit(func() { close(committed); <-held })
+			return s.appendAudit(tx)
+		})
+	}()
+	<-committed
+	return func() {
+		close(held)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func mustAppend(t *testing.T, s *Store, events []*auditlog.Event) {
 	t.Helper()
 	if err := s.AppendAudit(context.Background(), events); err != nil {
@@ -303,22 +325,12 @@ func TestJournalHeadAfterAFoldAndAWrite(t *testing.T) {
 	s := openTestStore(t, path)
 	ctx := context.Background()
 	mustAppend(t, s, batch("a", 3))
-	committed, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
-	go func() {
-		done <- s.db.Update(func(tx *bolt.Tx) error {
-			tx.OnCommit(func() { close(committed); <-release }) // runs before the fold's own handler
-			return s.appendAudit(tx)
-		})
-	}()
-	<-committed
+	release := foldHeldBeforeItsHandler(t, s)
 	if err := s.PutSession(ctx, &vault.AuthSession{ID: "x", Credential: "credentials/x", ExpireTime: time.Now().Add(time.Hour)}, event("w")); err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, batch("g", 2))
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wantLog(t, s, "a-0 a-1 a-2 w g-0 g-1", "before a crash")
 	crash(t, s)
 	s = openTestStore(t, path)
@@ -551,21 +563,13 @@ func TestJournalHalfNotReusedBeforeItsFoldIsDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	committed, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- s.db.Update(func(tx *bolt.Tx) error {
-			tx.OnCommit(func() { close(committed); <-release }) // runs before the fold's own handler
-			return s.appendAudit(tx)
-		})
-	}()
-	<-committed
+	release := foldHeldBeforeItsHandler(t, s)
 	for s.journal.active == 1 && s.journal.lastSeq[1] == int64(acked) {
 		add() // until a batch does not go to half 1
 	}
 	reused := s.journal.active == 0
 	crash(t, s)
-	close(release)
-	<-done
+	release()
 	if !reused {
 		return
 	}
@@ -587,19 +591,11 @@ func TestJournalCloseAfterAFoldAwaitingItsHandler(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	s := openTestStore(t, path)
 	mustAppend(t, s, batch("a", 3))
-	committed, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- s.db.Update(func(tx *bolt.Tx) error {
-			tx.OnCommit(func() { close(committed); <-release })
-			return s.appendAudit(tx)
-		})
-	}()
-	<-committed
+	release := foldHeldBeforeItsHandler(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
-	<-done
+	release()
 	if _, err := os.Stat(path + JournalSuffix); !os.IsNotExist(err) {
 		t.Fatalf("the journal is still there after a clean close: %v", err)
 	}
