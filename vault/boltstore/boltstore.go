@@ -128,6 +128,11 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("replaying the audit journal of %s: %w", path, err)
 	}
+	if err := j.format(); err != nil {
+		j.close()
+		db.Close()
+		return nil, err
+	}
 	r, err := openReserve(path)
 	if err != nil {
 		j.close()

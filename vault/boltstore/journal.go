@@ -117,10 +117,10 @@ func journalHeaderFor(id []byte) []byte {
 
 // openJournal opens (or creates) the journal at path for the database with
 // id, and returns the events it holds: every well-formed record, in
-// sequence order, for replayJournal to choose from. The journal of another
-// database is refused, never overwritten; a file that is not a whole
-// journal (none, or one cut short while it was first written) is written
-// anew.
+// sequence order, for replayJournal to choose from; once they are folded,
+// the caller formats the journal. The journal of another database is
+// refused, never overwritten; a file that is not a whole journal (none, or
+// one cut short while it was first written) holds no events.
 func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -139,15 +139,16 @@ func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s is the audit journal of another database, and may hold audit events that database acknowledged but has not folded in: move it away together with that database (opening that database once folds them), or delete it if that database is gone", path)
 	}
-	if err := j.format(); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
 	return j, nil, nil
 }
 
 // format writes the header and zeros over the whole journal, syncs it,
-// and syncs the directory so the file itself survives a crash.
+// and syncs the directory so the file itself survives a crash. Open does
+// it once the journal's events are folded: no record of an earlier run
+// stays behind to be mistaken for one of this run (a torn batch whose
+// first page never reached the disk hides the rest of it from replay, and
+// a later run writing the same sequences elsewhere would otherwise have
+// to be told apart from it).
 func (j *journal) format() error {
 	data := make([]byte, journalSize)
 	copy(data, j.header)
@@ -202,16 +203,16 @@ func readJournalRecords(data []byte) []*auditlog.Event {
 }
 
 // chainTail returns the events of records that continue the chain after
-// last (nil: an empty chain), in order: skipping those at or before last's
-// sequence, stopping at the first that does not link.
+// last (nil: an empty chain), in order, skipping every record that does
+// not: those at or before last's sequence, and those of the next sequence
+// that do not link (leftovers of another round). Linking takes the next
+// sequence and the previous hash, so nothing skipped can open a gap or a
+// fork; the chain ends where no record links.
 func chainTail(last *auditlog.Event, records []*auditlog.Event) []*auditlog.Event {
 	var out []*auditlog.Event
 	for _, e := range records {
-		if last != nil && e.Sequence <= last.Sequence {
+		if (last != nil && e.Sequence <= last.Sequence) || !links(last, e) {
 			continue
-		}
-		if !links(last, e) {
-			break
 		}
 		out = append(out, e)
 		last = e

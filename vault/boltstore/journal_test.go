@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,7 +276,7 @@ func TestJournalReplaySkipsFoldedEvents(t *testing.T) {
 	crash(t, s)
 	s = openTestStore(t, path)
 	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after the crash")
-	crash(t, s) // the journal still holds all seven, all folded now
+	crash(t, s) // the reopen formatted the journal: nothing left to replay
 	s = openTestStore(t, path)
 	defer s.Close()
 	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after a second open")
@@ -605,4 +606,162 @@ func TestJournalCloseAfterAFoldAwaitingItsHandler(t *testing.T) {
 	s = openTestStore(t, path)
 	defer s.Close()
 	wantLog(t, s, "a-0 a-1 a-2", "after reopening")
+}
+
+// fillHalfZeroThenPast appends single-event batches of events with a note of noteLen bytes
+// until the journal has switched to half 1 and holds `past` more events
+// there (after the switch's background fold finished). It returns where
+// B's records end in half 0 and how many events half 0 holds.
+func fillHalfZeroThenPast(t *testing.T, s *Store, noteLen, past int) (end, countB int64, acked int) {
+	next := func() {
+		e := event(fmt.Sprintf("b-%05d", acked))
+		e.Details = map[string]string{"note": strings.Repeat("x", noteLen)}
+		mustAppend(t, s, []*auditlog.Event{e})
+		acked++
+	}
+	for s.journal.active == 0 {
+		end = s.journal.off
+		next()
+	}
+	countB = s.journal.lastSeq[0]
+	s.folds.Wait()
+	for s.journal.lastSeq[1] < countB+int64(past) {
+		next()
+	}
+	return end, countB, acked
+}
+
+// A crash during run A's big group commit (written from half 0's start)
+// leaves of that batch only the page(s) from offset E on: the tail of a
+// chain whose head never reached the disk; replay ignores it. Run B writes
+// half 0 up to E exactly (records of another size), goes on in half 1, and
+// crashes in turn. A's record at E carries a sequence B used in half 1 and
+// sorts before B's: had it survived B's open (which formats the journal)
+// and stopped replay (which skips records that do not link), B's
+// acknowledged events from there on would be lost. (Found by review.)
+func TestJournalStaleRecordsOfAnEarlierRun(t *testing.T) {
+	const past = 100
+	// Dry runs of B, deterministic, to find a size leaving room at the end
+	// of half 0 for two of A's small records.
+	noteLen := 300
+	var E, countB int64
+	for ; ; noteLen++ {
+		dry := openTestStore(t, filepath.Join(t.TempDir(), FileName))
+		E, countB, _ = fillHalfZeroThenPast(t, dry, noteLen, past)
+		dry.Close()
+		if halfStart(1)-E >= 2*250 {
+			break
+		}
+	}
+	sX := countB + 50 // A's record at E
+
+	// A's batch: events 1..sX+1; those before sX padded so that record sX
+	// starts at E, those from sX on small.
+	build := func(pad, extra int) ([]byte, []int64) {
+		var prev *auditlog.Event
+		var buf []byte
+		var offs []int64
+		for i := int64(1); i <= sX+1; i++ {
+			e := event("a")
+			if i < sX {
+				e.RequestID = strings.Repeat("a", pad)
+			}
+			if i == 1 {
+				e.RequestID += strings.Repeat("a", extra)
+			}
+			offs = append(offs, halfStart(0)+int64(len(buf)))
+			start := len(buf)
+			buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
+			binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
+			prev = e
+		}
+		return buf, offs
+	}
+	pad := 1
+	for {
+		if _, offs := build(pad+1, 0); offs[sX-1] > E {
+			break
+		}
+		pad++
+	}
+	_, offs := build(pad, 0)
+	batchA, offs := build(pad, int(E-offs[sX-1]))
+	if offs[sX-1] != E || int64(len(batchA))+halfStart(0) > halfStart(1) {
+		t.Fatalf("A's record %d at %d, want %d; A ends at %d", sX, offs[sX-1], E, int64(len(batchA))+halfStart(0))
+	}
+
+	path := filepath.Join(t.TempDir(), FileName)
+	a := openTestStore(t, path)
+	crash(t, a) // A acknowledged nothing; its last batch was cut short
+	f, err := os.OpenFile(path+JournalSuffix, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(batchA[E-halfStart(0):], E); err != nil { // only the pages from E on reached the disk
+		t.Fatal(err)
+	}
+	f.Close()
+
+	b := openTestStore(t, path)
+	if n := len(auditIDs(t, b)); n != 0 {
+		t.Fatalf("%d events replayed from A's torn batch", n)
+	}
+	E2, countB2, acked := fillHalfZeroThenPast(t, b, noteLen, past)
+	if E2 != E || countB2 != countB {
+		t.Fatalf("run B differs from its dry run: %d/%d vs %d/%d", E2, countB2, E, countB)
+	}
+	crash(t, b)
+
+	c := openTestStore(t, path)
+	defer c.Close()
+	if n := len(auditIDs(t, c)); n != acked {
+		t.Fatalf("the log holds %d events after the crash; %d were acknowledged", n, acked)
+	}
+}
+
+// chainTail takes the records that continue the chain and skips the rest,
+// wherever they sort: a record of the next sequence that does not link (a
+// leftover of another round) does not hide the one that does.
+func TestChainTailSkipsWhatDoesNotLink(t *testing.T) {
+	chainOf := func(prefix string, n int, prev *auditlog.Event) []*auditlog.Event {
+		out := make([]*auditlog.Event, n)
+		for i := range out {
+			out[i] = event(fmt.Sprintf("%s%d", prefix, i))
+			auditlog.Link(prev, out[i])
+			prev = out[i]
+		}
+		return out
+	}
+	base := chainOf("base", 2, nil)
+	good := chainOf("good", 3, base[1])
+	other := chainOf("other", 2, nil)      // sequences 1 and 2 of an unrelated chain
+	stale := chainOf("stale", 3, other[1]) // good's sequences, from another round
+	ids := func(es []*auditlog.Event) string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.RequestID)
+		}
+		return strings.Join(out, " ")
+	}
+	tampered := *good[1]
+	tampered.Resource = "credentials/other"
+	for _, tc := range []struct {
+		name    string
+		last    *auditlog.Event
+		records []*auditlog.Event
+		want    string
+	}{
+		{"a clean tail", base[1], good, "good0 good1 good2"},
+		{"older records first", base[1], append(slices.Clone(base), good...), "good0 good1 good2"},
+		{"a stale record sorting first", base[1], []*auditlog.Event{stale[0], good[0], good[1], good[2]}, "good0 good1 good2"},
+		{"stale records interleaved", base[1], []*auditlog.Event{good[0], stale[1], good[1], stale[2], good[2]}, "good0 good1 good2"},
+		{"a gap ends the chain", base[1], []*auditlog.Event{good[0], good[2]}, "good0"},
+		{"a changed record ends the chain", base[1], []*auditlog.Event{good[0], &tampered, good[2]}, "good0"},
+		{"another chain from an empty bucket", nil, other, "other0 other1"},
+		{"records of another chain after a head", base[1], other, ""},
+	} {
+		if got := ids(chainTail(tc.last, tc.records)); got != tc.want {
+			t.Errorf("%s: took %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
