@@ -231,5 +231,5 @@ func TestKill9DuringResolves(t *testing.T) {
 	if code != 0 || !strings.Contains(out2, `"ok": true`) {
 		t.Errorf("audit chain after kill -9: %s", out2)
 	}
-	t.Logf("%d resolves answered before kill -9, all in the log; offline verify: %s", len(acked), strings.TrimSpace(string(out)))
+	t.Logf("%d resolves answered before kill -9, all in the log; offline verify: %q", len(acked), out)
 }

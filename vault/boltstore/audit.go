@@ -202,13 +202,26 @@ func VerifyTx(tx *bolt.Tx, v *auditlog.Verifier) error {
 	return nil
 }
 
+// FileVerification is what VerifyFile found.
+type FileVerification struct {
+	OK       bool
+	Checked  int64 // events verified, in the file and in the journal
+	FirstBad int64 // the sequence of the first event that fails, when not OK
+	// Journaled counts the events among Checked that are still in the
+	// audit journal: the vault stopped without closing, and its next start
+	// folds them into the file.
+	Journaled int64
+}
+
 // VerifyFile verifies the audit chain of a database file that no vault has
-// open (credvaultd audit verify). It opens the file read-only and needs no
-// key: the chain covers only non-secret fields.
-func VerifyFile(path string, timeout time.Duration) (ok bool, checked, firstBad int64, err error) {
+// open (credvaultd audit verify), continued by its audit journal. It opens
+// the file read-only and needs no key: the chain covers only non-secret
+// fields.
+func VerifyFile(path string, timeout time.Duration) (FileVerification, error) {
+	var out FileVerification
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {
-		return false, 0, 0, fmt.Errorf("opening %s: %w", path, err)
+		return out, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer db.Close()
 	var v auditlog.Verifier
@@ -222,8 +235,6 @@ func VerifyFile(path string, timeout time.Duration) (ok bool, checked, firstBad 
 		if ok, _, _ := v.Result(); !ok {
 			return nil
 		}
-		// Events acknowledged but not yet folded when the vault stopped
-		// without closing; opening the vault folds them.
 		records, err := readJournalFile(tx, path+JournalSuffix)
 		if err != nil {
 			return err
@@ -236,9 +247,10 @@ func VerifyFile(path string, timeout time.Duration) (ok bool, checked, firstBad 
 			if v.Check(e) != nil {
 				return nil
 			}
+			out.Journaled++
 		}
 		return nil
 	})
-	ok, checked, firstBad = v.Result()
-	return ok, checked, firstBad, err
+	out.OK, out.Checked, out.FirstBad = v.Result()
+	return out, err
 }
