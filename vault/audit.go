@@ -70,7 +70,7 @@ func (v *Vault) recorded(ctx context.Context, ev *auditlog.Event) {
 // call it records must fail (audit is fail-closed).
 var ErrAuditUnavailable = errors.New("audit log unavailable")
 
-// RecordEvent makes ev durable, sharing one store transaction (and one disk
+// RecordEvent makes ev durable, sharing one store append (and one disk
 // sync) with every other event waiting at the time: group commit. It returns
 // once ev is on disk, or with an error wrapping ErrAuditUnavailable.
 func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
@@ -82,7 +82,7 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 
 // groupCommitter batches audit appends: group commit with a rotating
 // leader. Events join the open batch; the first of its callers to be handed
-// the lead commits the whole batch in one store transaction, on its own
+// the lead commits the whole batch in one store append, on its own
 // goroutine (no goroutine is started per batch), while later events form the
 // next batch. A commit that finishes hands the lead to the next batch, so at
 // most one commit runs at a time and each caller waits for at most the
@@ -91,7 +91,7 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 // Commits start at least minInterval apart (default none: a batch fills
 // while the previous commit runs). An event arriving after a quiet spell
 // commits at once; under load, an interval lets a batch fill further, so
-// the store transactions (each with its disk syncs) per second stay
+// the store appends (each with its disk sync) per second stay
 // bounded whatever the call rate, for more latency.
 type groupCommitter struct {
 	store       Store

@@ -124,8 +124,9 @@ func (s *Store) fold() error {
 }
 
 // replayJournal folds the journal's events that continue the bucket's
-// chain into it, on open: they were acknowledged before the process
-// stopped.
+// chain into it, on open: every one that was acknowledged before the
+// process stopped, and any a crash left of a group commit it never
+// answered (as if the crash had come a moment later).
 func replayJournal(db *bolt.DB, records []*auditlog.Event) error {
 	if len(records) == 0 {
 		return nil

@@ -27,9 +27,10 @@ import (
 // whatever is written, and the second one also doubles the time callers
 // wait.
 //
-// The journal is a file next to the database, written in full (zeros) when
-// it is created, so that appending to it changes no file metadata and a
-// disk sync flushes data blocks only. A group commit appends its events
+// The journal is a file next to the database, written in full (zeros) each
+// time the store opens, once the events it held are folded, so that
+// appending to it changes no file metadata, a disk sync flushes data blocks
+// only, and nothing of an earlier run is left in it. A group commit appends its events
 // (linked onto the chain: each carries its sequence, the previous event's
 // hash and its own) and syncs once. The events stay in memory as pending
 // until they are folded into the audit bucket. One chain in one order:
@@ -39,16 +40,19 @@ import (
 //     group commit holds it exclusively. So a group commit never runs while
 //     a write links events, and the chain's head is the later of the last
 //     pending event and the bucket's last event;
-//   - a write folds the pending events into the bucket, then links its own
-//     after them, in its one transaction; once it has committed, the folded
-//     events are dropped from memory;
+//   - a write that records an audit event folds the pending events into
+//     the bucket, then links its own after them, in its one transaction;
+//     once it has committed (and synced), the folded events are dropped
+//     from memory;
 //   - folding alone changes no sequence, so it needs no chain lock: the
 //     file has two halves, and when the one being appended to is full,
 //     appends go on in the other while a background transaction folds the
 //     pending events. A half is written again only once all its events are
-//     in the bucket. A group commit that finds neither half free (or an
-//     event too long for a record, or a failed journal) commits to the
-//     bucket itself, with everything pending before it.
+//     durably in the bucket (only commit handlers, which run after the
+//     sync, drop pending events). A group commit that finds neither half
+//     free (or an event too long for a record, a batch larger than a half,
+//     or a failed journal) commits to the bucket itself, with everything
+//     pending before it: two disk syncs, as before the journal.
 //
 // On open, events in the journal that continue the bucket's chain are
 // folded into it; everything else in the file (events already folded,
@@ -66,8 +70,9 @@ const (
 	// journalHeader is the magic followed by the database's journal id.
 	journalHeader = len(journalMagic) + journalIDSize
 	journalIDSize = 16
-	// journalSize bounds the file. A half holds about 1,800 events of a
-	// resolve's size: what a background fold commits at once.
+	// journalSize bounds the file. A half holds about 2,100 events of a
+	// resolve's size (250-byte records); a background fold commits what
+	// is pending when it starts, about that many.
 	journalSize = 1 << 20
 	halfSize    = int64(journalSize-journalHeader) / 2
 	// maxJournalRecord bounds one record; a longer event is folded.
@@ -232,7 +237,8 @@ func links(prev, e *auditlog.Event) bool {
 // append makes events durable in the journal, linked after the chain's
 // head, and reports whether it did; the caller holds the chain lock
 // exclusively. When it did not, the caller commits the events to the
-// bucket instead: with a nil error, they did not fit; with an error, the
+// bucket instead: with a nil error, they did not fit, or the journal was
+// already stopped (failed or closed); with an error, the
 // journal could not be read or written (after a failed write or sync it is
 // not used again). foldNow asks the caller to start a background fold.
 func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow bool, err error) {
