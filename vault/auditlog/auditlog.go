@@ -94,26 +94,18 @@ func (e *Event) ComputeHash() []byte {
 
 // Link makes e the event after prev (nil for the first event): it sets
 // Sequence, PrevHash and Hash.
-func Link(prev *Event, e *Event) {
-	e.follow(prev)
-	e.Hash = e.ComputeHash()
-}
+func Link(prev *Event, e *Event) { AppendLinked(nil, prev, e) }
 
-// follow sets what linking after prev sets, but the hash.
-func (e *Event) follow(prev *Event) {
+// AppendLinked links e after prev, as Link does, and appends its stored
+// form, as Marshal returns it, to b: the one encoding serves both the hash
+// and the stored bytes (every event stored is encoded once).
+func AppendLinked(b []byte, prev, e *Event) []byte {
 	e.Sequence, e.PrevHash = 1, nil
 	if prev != nil {
 		e.Sequence = prev.Sequence + 1
 		e.PrevHash = slices.Clone(prev.Hash)
 	}
 	e.Time = e.Time.UTC().Round(0)
-}
-
-// AppendLinked links e after prev, as Link does, and appends its stored
-// form, as Marshal returns it, to b: the one encoding serves both the hash
-// and the stored bytes (a group commit encodes every event it journals).
-func AppendLinked(b []byte, prev, e *Event) []byte {
-	e.follow(prev)
 	start := len(b)
 	b = e.appendCanonical(b)
 	h := sha256.Sum256(b[start:])

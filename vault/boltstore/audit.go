@@ -62,8 +62,8 @@ func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 		if e == nil {
 			continue
 		}
-		auditlog.Link(prev, e)
-		if err := putAudit(b, e); err != nil {
+		rec := auditlog.AppendLinked(nil, prev, e)
+		if err := b.Put(seqKey(e.Sequence), rec); err != nil {
 			return err
 		}
 		prev = e
@@ -106,21 +106,28 @@ func (s *Store) AppendAudit(_ context.Context, events []*auditlog.Event) error {
 	if journaled {
 		return nil
 	}
-	err := s.db.Update(s.reserve.around(func(tx *bolt.Tx) error { return s.appendAudit(tx, events...) }))
+	err := s.commitAudit(events...)
 	if err != nil && jerr != nil {
 		err = errors.Join(jerr, err)
 	}
 	return err
 }
 
-// fold commits the journal's pending events to the bucket. It changes no
-// sequence, so it takes no chain lock. Readers of the bucket (listing,
-// verification, backup, close) fold first, to see every acknowledged event.
+// commitAudit commits the journal's pending events and then events to the
+// bucket, in a transaction of its own. It takes no chain lock: AppendAudit
+// holds it already, and a fold (no events) changes no sequence.
+func (s *Store) commitAudit(events ...*auditlog.Event) error {
+	return s.db.Update(s.reserve.around(func(tx *bolt.Tx) error { return s.appendAudit(tx, events...) }))
+}
+
+// fold commits the journal's pending events to the bucket. Readers of the
+// bucket (listing, verification, backup, close) fold first, to see every
+// acknowledged event.
 func (s *Store) fold() error {
 	if s.journal.pendingCount() == 0 {
 		return nil
 	}
-	return s.db.Update(s.reserve.around(func(tx *bolt.Tx) error { return s.appendAudit(tx) }))
+	return s.commitAudit()
 }
 
 // replayJournal folds the journal's events that continue the bucket's

@@ -123,21 +123,20 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := replayJournal(db, records); err != nil {
-		j.close()
-		db.Close()
-		return nil, fmt.Errorf("replaying the audit journal of %s: %w", path, err)
-	}
-	if err := j.format(); err != nil {
+	fail := func(err error) (*Store, error) {
 		j.close()
 		db.Close()
 		return nil, err
+	}
+	if err := replayJournal(db, records); err != nil {
+		return fail(fmt.Errorf("replaying the audit journal of %s: %w", path, err))
+	}
+	if err := j.format(); err != nil {
+		return fail(err)
 	}
 	r, err := openReserve(path)
 	if err != nil {
-		j.close()
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	return &Store{db: db, reserve: r, journal: j,
 		credentials: newDecodedCache(DecodedCacheSize, (*vault.Credential).Clone),

@@ -93,11 +93,11 @@ type journal struct {
 	lastSeq [2]int64          // the last sequence written to each half
 	pending []*auditlog.Event // durable in the journal, not yet in the bucket, in chain order
 	folding bool              // a background fold is running
-	failed  error             // set when an append failed; the journal is then no longer used
-	// failure is failed for readers that must not wait for j.mu (a
-	// metrics scrape while an append waits on a hung disk).
-	failure atomic.Pointer[error]
 	buf     []byte
+	// failed is why the journal is no longer used (a failed append, or
+	// errJournalClosed), nil while it is. Atomic, not under mu: a metrics
+	// scrape must not wait while an append waits on a hung disk.
+	failed atomic.Pointer[error]
 }
 
 // halfStart is the offset of half h's first record.
@@ -137,8 +137,8 @@ func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("reading the audit journal: %w", err)
 	}
-	if len(data) == journalSize && bytes.HasPrefix(data, j.header) {
-		return j, readJournal(data), nil
+	if events, ours := readJournal(data, j.header); ours {
+		return j, events, nil
 	}
 	if bytes.HasPrefix(data, []byte(journalMagic)) && !bytes.HasPrefix(data, j.header) {
 		f.Close()
@@ -179,12 +179,15 @@ func syncDir(dir string) error {
 }
 
 // readJournal returns the events of both halves of a journal's contents,
-// by sequence.
-func readJournal(data []byte) []*auditlog.Event {
+// by sequence, if data is a whole journal with header (of its database).
+func readJournal(data, header []byte) (events []*auditlog.Event, ours bool) {
+	if len(data) != journalSize || !bytes.HasPrefix(data, header) {
+		return nil, false
+	}
 	out := readJournalRecords(data[halfStart(0):halfStart(1)])
 	out = append(out, readJournalRecords(data[halfStart(1):])...)
 	slices.SortStableFunc(out, func(a, b *auditlog.Event) int { return cmp.Compare(a.Sequence, b.Sequence) })
-	return out
+	return out, true
 }
 
 // readJournalRecords decodes records (a 4-byte big-endian length, then a
@@ -244,7 +247,7 @@ func links(prev, e *auditlog.Event) bool {
 func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.failed != nil {
+	if j.failed.Load() != nil {
 		return false, false, nil
 	}
 	prev, err := j.head(db)
@@ -316,10 +319,9 @@ func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 	return head, err
 }
 
-// fail stops the journal for good and returns err. j.mu must be held.
+// fail stops the journal for good and returns err.
 func (j *journal) fail(err error) error {
-	j.failed = err
-	j.failure.Store(&err)
+	j.failed.Store(&err)
 	return err
 }
 
@@ -336,10 +338,7 @@ func (j *journal) foldDone() {
 func (j *journal) pendingAfter(seq int64) (after []*auditlog.Event, before bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	i := 0
-	for i < len(j.pending) && j.pending[i].Sequence <= seq {
-		i++
-	}
+	i := j.countThrough(seq)
 	return j.pending[i:len(j.pending):len(j.pending)], i > 0
 }
 
@@ -348,21 +347,21 @@ func (j *journal) pendingAfter(seq int64) (after []*auditlog.Event, before bool)
 func (j *journal) folded(seq int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.dropThrough(seq)
+	if i := j.countThrough(seq); i == len(j.pending) {
+		j.pending = nil
+	} else {
+		j.pending = j.pending[i:]
+	}
 }
 
-// dropThrough drops the pending events up to sequence seq. j.mu must be
-// held.
-func (j *journal) dropThrough(seq int64) {
+// countThrough counts the pending events up to sequence seq (they come
+// first: pending is in chain order). j.mu must be held.
+func (j *journal) countThrough(seq int64) int {
 	i := 0
 	for i < len(j.pending) && j.pending[i].Sequence <= seq {
 		i++
 	}
-	if i == len(j.pending) {
-		j.pending = nil
-		return
-	}
-	j.pending = j.pending[i:]
+	return i
 }
 
 func (j *journal) pendingCount() int {
@@ -378,7 +377,7 @@ var errJournalClosed = errors.New("the audit journal is closed")
 // each group commit as a bbolt commit of its own (two disk syncs): slower,
 // not unsafe, and worth an operator's look at the disk.
 func (s *Store) AuditJournalFailure() error {
-	if p := s.journal.failure.Load(); p != nil {
+	if p := s.journal.failed.Load(); p != nil && *p != errJournalClosed {
 		return *p
 	}
 	return nil
@@ -389,7 +388,7 @@ func (s *Store) AuditJournalFailure() error {
 func (j *journal) close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.failed = errJournalClosed
+	j.fail(errJournalClosed)
 	return j.file.Close()
 }
 
@@ -429,8 +428,6 @@ func readJournalFile(tx *bolt.Tx, path string) ([]*auditlog.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the audit journal: %w", err)
 	}
-	if len(data) != journalSize || !bytes.HasPrefix(data, journalHeaderFor(id)) {
-		return nil, nil
-	}
-	return readJournal(data), nil
+	events, _ := readJournal(data, journalHeaderFor(id))
+	return events, nil
 }

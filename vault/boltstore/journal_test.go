@@ -45,6 +45,13 @@ func crash(t *testing.T, s *Store) {
 	s.reserve.close()
 }
 
+// restart crashes s and opens its database again.
+func restart(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	crash(t, s)
+	return openTestStore(t, path)
+}
+
 func event(id string) *auditlog.Event {
 	return &auditlog.Event{Time: time.Unix(1700000000, 0), Caller: "callers/app",
 		Method: "/credvault.v1.ResolverService/ResolveCredential", Resource: "credentials/x",
@@ -199,8 +206,7 @@ func TestJournalInterleavesWithWrites(t *testing.T) {
 		mu.Unlock()
 	}
 	wg.Wait()
-	crash(t, s)
-	s = openTestStore(t, path)
+	s = restart(t, s, path)
 	defer s.Close()
 	got := auditIDs(t, s)
 	seen := map[string]int{}
@@ -273,11 +279,9 @@ func TestJournalReplaySkipsFoldedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, batch("b", 2))
-	crash(t, s)
-	s = openTestStore(t, path)
+	s = restart(t, s, path)
 	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after the crash")
-	crash(t, s) // the reopen formatted the journal: nothing left to replay
-	s = openTestStore(t, path)
+	s = restart(t, s, path) // the reopen formatted the journal: nothing left to replay
 	defer s.Close()
 	wantLog(t, s, "a-0 a-1 a-2 a-3 a-4 b-0 b-1", "after a second open")
 }
@@ -333,8 +337,7 @@ func TestJournalHeadAfterAFoldAndAWrite(t *testing.T) {
 	mustAppend(t, s, batch("g", 2))
 	release()
 	wantLog(t, s, "a-0 a-1 a-2 w g-0 g-1", "before a crash")
-	crash(t, s)
-	s = openTestStore(t, path)
+	s = restart(t, s, path)
 	defer s.Close()
 	wantLog(t, s, "a-0 a-1 a-2 w g-0 g-1", "after a crash")
 }
@@ -419,8 +422,7 @@ func TestJournalLongEventGoesToTheBucket(t *testing.T) {
 	long.Details = map[string]string{"note": strings.Repeat("x", maxJournalRecord)}
 	mustAppend(t, s, []*auditlog.Event{long})
 	mustAppend(t, s, batch("b", 1))
-	crash(t, s)
-	s = openTestStore(t, path)
+	s = restart(t, s, path)
 	defer s.Close()
 	wantLog(t, s, "a-0 a-1 long b-0", "after a long event")
 }
@@ -440,8 +442,7 @@ func TestJournalRandomRounds(t *testing.T) {
 				acked = append(acked, e.RequestID)
 			}
 		}
-		crash(t, s)
-		s = openTestStore(t, path)
+		s = restart(t, s, path)
 	}
 	defer s.Close()
 	if got, want := strings.Join(auditIDs(t, s), " "), strings.Join(acked, " "); got != want {
@@ -482,8 +483,7 @@ func TestJournalReplayAcrossHalves(t *testing.T) {
 	if s.journal.active != 0 || s.journal.pendingCount() == 0 {
 		t.Fatalf("active half %d, %d pending: the test did not set up both halves", s.journal.active, s.journal.pendingCount())
 	}
-	crash(t, s)
-	s = openTestStore(t, path)
+	s = restart(t, s, path)
 	defer s.Close()
 	if got, want := strings.Join(auditIDs(t, s), " "), strings.Join(acked, " "); got != want {
 		t.Fatalf("the log differs from the acknowledged events: %d vs %d events", len(strings.Fields(got)), len(acked))
@@ -519,7 +519,7 @@ func FuzzReadJournal(f *testing.F) {
 		data := make([]byte, journalSize)
 		copy(data[halfStart(0):], half0)
 		copy(data[halfStart(1):], half1)
-		got := readJournal(data)
+		got, _ := readJournal(data, data[:journalHeader])
 		for i, e := range got {
 			rec, err := auditlog.Marshal(e)
 			if err != nil || !(bytes.Contains(data[halfStart(0):halfStart(1)], rec) || bytes.Contains(data[halfStart(1):], rec)) {
