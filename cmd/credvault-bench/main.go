@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent resolves in the refresh storm")
 	flag.IntVar(&o.writes, "writes", 2000, "CreateCredential calls per write run")
 	sections := flag.String("sections", strings.Join(allSections, ","), "the parts to run: "+strings.Join(allSections, ","))
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-resolve.prof (api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far after the first to PREFIX-allocs.prof")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-health.prof and PREFIX-resolve.prof (health Checks and api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far after the first to PREFIX-allocs.prof")
 	flag.Parse()
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -330,6 +330,11 @@ type result struct {
 	// commitTime the mean time of those commits.
 	eventsPerCommit float64
 	commitTime      time.Duration
+	// allocPerReq is the daemon's heap allocation per request (bytes),
+	// gcPerSec its garbage collections per second: what drives its GC
+	// cost, and how often idle goroutine stacks are shrunk (and regrown).
+	allocPerReq float64
+	gcPerSec    float64
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -341,8 +346,9 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	var errs atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	auditMetrics := []string{"credvault_audit_events_total", "credvault_audit_group_commits_total", "credvault_audit_group_commit_seconds_total"}
-	before := d.metrics(auditMetrics...)
+	counters := []string{"credvault_audit_events_total", "credvault_audit_group_commits_total", "credvault_audit_group_commit_seconds_total",
+		"go_memstats_alloc_bytes_total", "go_gc_duration_seconds_count"}
+	before := d.metrics(counters...)
 	cpu0 := d.cpu()
 	start := time.Now()
 	for w := range c {
@@ -363,7 +369,7 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := d.cpu() - cpu0
-	after := d.metrics(auditMetrics...)
+	after := d.metrics(counters...)
 	var perCommit float64
 	var commitTime time.Duration
 	if commits := after["credvault_audit_group_commits_total"] - before["credvault_audit_group_commits_total"]; commits > 0 {
@@ -376,10 +382,12 @@ func load(name string, d *daemon, conns []*grpc.ClientConn, c int, dur time.Dura
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c, eventsPerCommit: perCommit, commitTime: commitTime}
+	r := result{name: name, requests: len(all), errors: int(errs.Load()), elapsed: elapsed, concurrency: c, eventsPerCommit: perCommit, commitTime: commitTime,
+		gcPerSec: (after["go_gc_duration_seconds_count"] - before["go_gc_duration_seconds_count"]) / elapsed.Seconds()}
 	if len(all) > 0 {
 		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
 		r.cpuPerReq = cpu / time.Duration(len(all))
+		r.allocPerReq = (after["go_memstats_alloc_bytes_total"] - before["go_memstats_alloc_bytes_total"]) / float64(len(all))
 	}
 	return r
 }
@@ -466,14 +474,24 @@ func throughput(o options, dir string) error {
 	fmt.Printf("%d connections, %v per run, %d rounds of (health, api_key, oauth2) per concurrency; each figure is the median over\n", o.conns, o.duration, o.rounds)
 	fmt.Println("the rounds, and each ratio compares medians. CPU = the server's utime+stime over a run / its requests.")
 	fmt.Println()
-	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | errors | audit events/commit (mean commit) | ratio to baseline (req/s, p99, CPU) |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Println("| run | concurrency | req/s | p50 | p99 | server CPU/req | server heap alloc/req, GCs/s | errors | audit events/commit (mean commit) | ratio to baseline (req/s, p99, CPU) |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, c := range o.concurrency {
 		var base, apiKey, oauth []result
 		for round := range o.rounds {
-			base = append(base, load("health Check", d, conns, c, o.duration, health))
+			profiling := o.cpuProfile != "" && c == slices.Max(o.concurrency) && round == 0
 			var profiled <-chan error
-			if o.cpuProfile != "" && c == slices.Max(o.concurrency) && round == 0 {
+			if profiling {
+				profiled = d.profile(o.cpuProfile+"-health.prof", o.duration)
+			}
+			base = append(base, load("health Check", d, conns, c, o.duration, health))
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				profiled = nil
+			}
+			if profiling {
 				profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
 			}
 			apiKey = append(apiKey, load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")))
@@ -526,6 +544,8 @@ func median(rs []result) result {
 	m.cpuPerReq = time.Duration(mid(func(r result) float64 { return float64(r.cpuPerReq) }))
 	m.eventsPerCommit = mid(func(r result) float64 { return r.eventsPerCommit })
 	m.commitTime = time.Duration(mid(func(r result) float64 { return float64(r.commitTime) }))
+	m.allocPerReq = mid(func(r result) float64 { return r.allocPerReq })
+	m.gcPerSec = mid(func(r result) float64 { return r.gcPerSec })
 	return m
 }
 
@@ -538,8 +558,8 @@ func printResult(r result, base *result) {
 	if r.eventsPerCommit > 0 {
 		perCommit = fmt.Sprintf("%.1f (%v)", r.eventsPerCommit, r.commitTime.Round(time.Microsecond))
 	}
-	fmt.Printf("| %s | %d | %.0f | %s | %s | %.1f µs | %d | %s | %s |\n", r.name, r.concurrency, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
-		float64(r.cpuPerReq)/float64(time.Microsecond), r.errors, perCommit, ratio)
+	fmt.Printf("| %s | %d | %.0f | %s | %s | %.1f µs | %.0f B, %.0f/s | %d | %s | %s |\n", r.name, r.concurrency, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
+		float64(r.cpuPerReq)/float64(time.Microsecond), r.allocPerReq, r.gcPerSec, r.errors, perCommit, ratio)
 }
 
 // ---- KMS calls in steady state ----

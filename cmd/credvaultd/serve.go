@@ -46,6 +46,7 @@ type serveConfig struct {
 	rateLimit                              float64
 	rateBurst                              int
 	shutdownTimeout                        time.Duration
+	gcHeapFloorMiB                         uint64
 }
 
 func serveFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
@@ -107,6 +108,10 @@ Limits:
   --rate-burst N          burst above --rate-limit (default: one second's worth)
 Shutdown:
   --shutdown-timeout DUR  how long in-flight calls may finish (default 30s)
+Runtime:
+  --gc-heap-floor MIB     let the Go heap grow to this many MiB before it is
+                          collected (default 64; 0: Go's default pacing).
+                          Ignored when GOGC is set
 `)
 	}
 	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "")
@@ -132,6 +137,7 @@ Shutdown:
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
+	fs.Uint64Var(&cfg.gcHeapFloorMiB, "gc-heap-floor", 64, "")
 	return fs
 }
 
@@ -158,6 +164,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	defer keepHeapGoalAbove(cfg.gcHeapFloorMiB << 20)()
 
 	keys, err := openKeyProvider(ctx, cfg)
 	if err != nil {
