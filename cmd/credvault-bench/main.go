@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent resolves in the refresh storm")
 	flag.IntVar(&o.writes, "writes", 2000, "CreateCredential calls per write run")
 	sections := flag.String("sections", strings.Join(allSections, ","), "the parts to run: "+strings.Join(allSections, ","))
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-health.prof and PREFIX-resolve.prof (health Checks and api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far after the first to PREFIX-allocs.prof")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-health.prof and PREFIX-resolve.prof (health Checks and api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far before and after the api_key run to PREFIX-allocs-before.prof and PREFIX-allocs.prof (compare them with pprof -diff_base)")
 	flag.Parse()
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -492,6 +492,9 @@ func throughput(o options, dir string) error {
 				profiled = nil
 			}
 			if profiling {
+				if err := d.fetch("/debug/pprof/allocs", o.cpuProfile+"-allocs-before.prof"); err != nil {
+					return fmt.Errorf("allocs profile: %w", err)
+				}
 				profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
 			}
 			apiKey = append(apiKey, load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")))

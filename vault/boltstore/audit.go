@@ -41,13 +41,14 @@ func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 		after = prev.Sequence
 	}
 	if pending, stale := s.journal.pendingAfter(after); len(pending) > 0 || stale {
-		for _, e := range pending {
+		for _, p := range pending {
 			// A journaled event that does not continue the chain would
 			// fork it: fail loudly instead.
+			e := p.event
 			if e.Sequence != after+1 || (prev != nil && !bytes.Equal(e.PrevHash, prev.Hash)) {
 				return fmt.Errorf("journaled audit event %d does not follow %d: %w", e.Sequence, after, vault.ErrCorrupt)
 			}
-			if err := putAudit(b, e); err != nil {
+			if err := b.Put(seqKey(e.Sequence), p.stored); err != nil {
 				return err
 			}
 			after, prev = e.Sequence, e

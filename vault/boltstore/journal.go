@@ -77,6 +77,9 @@ const (
 	halfSize    = int64(journalSize-journalHeader) / 2
 	// maxJournalRecord bounds one record; a longer event is folded.
 	maxJournalRecord = 64 << 10
+	// journalRecordEstimate sizes a group commit's buffer: a resolve's
+	// record is about 250 bytes.
+	journalRecordEstimate = 320
 )
 
 // metaJournalID names the meta key holding the id the journal's header
@@ -88,16 +91,22 @@ type journal struct {
 	file    *os.File
 	path    string
 	header  []byte
-	active  int               // the half appended to
-	off     int64             // where the next record goes, in the active half
-	lastSeq [2]int64          // the last sequence written to each half
-	pending []*auditlog.Event // durable in the journal, not yet in the bucket, in chain order
-	folding bool              // a background fold is running
-	buf     []byte
+	active  int            // the half appended to
+	off     int64          // where the next record goes, in the active half
+	lastSeq [2]int64       // the last sequence written to each half
+	pending []pendingEvent // durable in the journal, not yet in the bucket, in chain order
+	folding bool           // a background fold is running
 	// failed is why the journal is no longer used (a failed append, or
 	// errJournalClosed), nil while it is. Atomic, not under mu: a metrics
 	// scrape must not wait while an append waits on a hung disk.
 	failed atomic.Pointer[error]
+}
+
+// pendingEvent is an event durable in the journal, with its stored form
+// (the journal record's payload), which a fold puts in the bucket as is.
+type pendingEvent struct {
+	event  *auditlog.Event
+	stored []byte
 }
 
 // halfStart is the offset of half h's first record.
@@ -254,8 +263,11 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	if err != nil {
 		return false, false, err
 	}
-	buf := j.buf[:0]
-	for _, e := range events {
+	// A fresh buffer each time: the pending events keep their stored
+	// forms in it until they are folded.
+	buf := make([]byte, 0, len(events)*journalRecordEstimate)
+	ends := make([]int, len(events))
+	for i, e := range events {
 		start := len(buf)
 		buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
 		n := len(buf) - start - 4
@@ -263,12 +275,12 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 			return false, false, nil
 		}
 		binary.BigEndian.PutUint32(buf[start:], uint32(n))
+		ends[i] = len(buf)
 		prev = e
 	}
-	j.buf = buf
 	if j.off+int64(len(buf)) > halfStart(j.active)+halfSize {
 		other := 1 - j.active
-		if len(j.pending) > 0 && j.pending[0].Sequence <= j.lastSeq[other] {
+		if len(j.pending) > 0 && j.pending[0].event.Sequence <= j.lastSeq[other] {
 			return false, false, nil // the other half is not folded yet
 		}
 		j.active, j.off = other, halfStart(other)
@@ -286,7 +298,11 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	}
 	j.off += int64(len(buf))
 	j.lastSeq[j.active] = prev.Sequence
-	j.pending = append(j.pending, events...)
+	start := 0
+	for i, e := range events {
+		j.pending = append(j.pending, pendingEvent{event: e, stored: buf[start+4 : ends[i] : ends[i]]})
+		start = ends[i]
+	}
 	return true, foldNow, nil
 }
 
@@ -305,7 +321,7 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 	var head *auditlog.Event
 	if n := len(j.pending); n > 0 {
-		head = j.pending[n-1]
+		head = j.pending[n-1].event
 	}
 	err := db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
@@ -335,7 +351,7 @@ func (j *journal) foldDone() {
 // pendingAfter returns the pending events after sequence seq, and whether
 // any pending events are at or before it (committed by an earlier fold
 // whose commit handler has not run yet).
-func (j *journal) pendingAfter(seq int64) (after []*auditlog.Event, before bool) {
+func (j *journal) pendingAfter(seq int64) (after []pendingEvent, before bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	i := j.countThrough(seq)
@@ -358,7 +374,7 @@ func (j *journal) folded(seq int64) {
 // first: pending is in chain order). j.mu must be held.
 func (j *journal) countThrough(seq int64) int {
 	i := 0
-	for i < len(j.pending) && j.pending[i].Sequence <= seq {
+	for i < len(j.pending) && j.pending[i].event.Sequence <= seq {
 		i++
 	}
 	return i
