@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.storm, "storm", 1000, "concurrent resolves in the refresh storm")
 	flag.IntVar(&o.writes, "writes", 2000, "CreateCredential calls per write run")
 	sections := flag.String("sections", strings.Join(allSections, ","), "the parts to run: "+strings.Join(allSections, ","))
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-health.prof and PREFIX-resolve.prof (health Checks and api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far before and after the api_key run to PREFIX-allocs-before.prof and PREFIX-allocs.prof (compare them with pprof -diff_base)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the daemon's CPU profiles to PREFIX-health.prof and PREFIX-resolve.prof (health Checks and api_key resolves at the highest concurrency) and PREFIX-uniform.prof (uniform resolves at the largest scale), and its allocations so far before and after the api_key run to PREFIX-allocs-before.prof and PREFIX-allocs.prof (collected first, so they are current; compare them with pprof -diff_base -sample_index=alloc_space)")
 	flag.Parse()
 	o.sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -492,7 +492,7 @@ func throughput(o options, dir string) error {
 				profiled = nil
 			}
 			if profiling {
-				if err := d.fetch("/debug/pprof/allocs", o.cpuProfile+"-allocs-before.prof"); err != nil {
+				if err := d.fetch("/debug/pprof/heap?gc=1", o.cpuProfile+"-allocs-before.prof"); err != nil {
 					return fmt.Errorf("allocs profile: %w", err)
 				}
 				profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
@@ -502,7 +502,7 @@ func throughput(o options, dir string) error {
 				if err := <-profiled; err != nil {
 					return fmt.Errorf("cpu profile: %w", err)
 				}
-				if err := d.fetch("/debug/pprof/allocs", o.cpuProfile+"-allocs.prof"); err != nil {
+				if err := d.fetch("/debug/pprof/heap?gc=1", o.cpuProfile+"-allocs.prof"); err != nil {
 					return fmt.Errorf("allocs profile: %w", err)
 				}
 			}
@@ -773,8 +773,15 @@ func scale(o options, dir string) error {
 			return err
 		}
 		md := metadata.Pairs("authorization", "Bearer "+token)
+		// One position per pattern across rounds: a later round goes on to
+		// credentials the earlier ones did not reach, rather than repeating
+		// them from warm caches.
+		var next [2]atomic.Int64
 		run := func(space int64) result {
-			var i atomic.Int64
+			i := &next[0]
+			if space < int64(n) {
+				i = &next[1]
+			}
 			return load("resolve", d, conns, 16, o.duration, func(ctx context.Context, c *grpc.ClientConn) error {
 				k := i.Add(7919) % space // a stride that visits the whole space
 				_, err := credvaultv1.NewResolverServiceClient(c).ResolveCredential(metadata.NewOutgoingContext(ctx, md),

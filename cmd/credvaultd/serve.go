@@ -109,9 +109,10 @@ Limits:
 Shutdown:
   --shutdown-timeout DUR  how long in-flight calls may finish (default 30s)
 Runtime:
-  --gc-heap-floor MIB     let the Go heap grow to this many MiB before it is
-                          collected (default 64; 0: Go's default pacing).
-                          Ignored when GOGC is set
+  --gc-heap-floor MIB     let the Go heap grow to about this many MiB before
+                          it is collected (default 64; 0: Go's default
+                          pacing). Ignored when GOGC is set; at most half
+                          of GOMEMLIMIT
 `)
 	}
 	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "")
@@ -160,6 +161,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 				return fmt.Errorf("refusing to listen on %s without TLS: give --tls-cert and --tls-key, or --insecure", addr)
 			}
 		}
+	}
+	if cfg.gcHeapFloorMiB > maxHeapFloor>>20 {
+		return fmt.Errorf("--gc-heap-floor: %d MiB is more than %d", cfg.gcHeapFloorMiB, maxHeapFloor>>20)
 	}
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
