@@ -77,9 +77,6 @@ const (
 	halfSize    = int64(journalSize-journalHeader) / 2
 	// maxJournalRecord bounds one record; a longer event is folded.
 	maxJournalRecord = 64 << 10
-	// journalRecordEstimate sizes a group commit's buffer: a resolve's
-	// record is about 250 bytes.
-	journalRecordEstimate = 320
 )
 
 // metaJournalID names the meta key holding the id the journal's header
@@ -96,6 +93,8 @@ type journal struct {
 	lastSeq [2]int64       // the last sequence written to each half
 	pending []pendingEvent // durable in the journal, not yet in the bucket, in chain order
 	folding bool           // a background fold is running
+	buf     []byte         // scratch: the records of an append
+	ends    []int          // scratch: where each record of an append ends
 	// failed is why the journal is no longer used (a failed append, or
 	// errJournalClosed), nil while it is. Atomic, not under mu: a metrics
 	// scrape must not wait while an append waits on a hung disk.
@@ -263,11 +262,8 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	if err != nil {
 		return false, false, err
 	}
-	// A fresh buffer each time: the pending events keep their stored
-	// forms in it until they are folded.
-	buf := make([]byte, 0, len(events)*journalRecordEstimate)
-	ends := make([]int, len(events))
-	for i, e := range events {
+	buf, ends := j.buf[:0], j.ends[:0]
+	for _, e := range events {
 		start := len(buf)
 		buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
 		n := len(buf) - start - 4
@@ -275,9 +271,10 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 			return false, false, nil
 		}
 		binary.BigEndian.PutUint32(buf[start:], uint32(n))
-		ends[i] = len(buf)
+		ends = append(ends, len(buf))
 		prev = e
 	}
+	j.buf, j.ends = buf, ends
 	if j.off+int64(len(buf)) > halfStart(j.active)+halfSize {
 		other := 1 - j.active
 		if len(j.pending) > 0 && j.pending[0].event.Sequence <= j.lastSeq[other] {
@@ -298,6 +295,9 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	}
 	j.off += int64(len(buf))
 	j.lastSeq[j.active] = prev.Sequence
+	// The pending events keep their stored forms, in one copy of exactly
+	// what was written (the scratch buffer is reused by the next append).
+	buf = bytes.Clone(buf)
 	start := 0
 	for i, e := range events {
 		j.pending = append(j.pending, pendingEvent{event: e, stored: buf[start+4 : ends[i] : ends[i]]})
