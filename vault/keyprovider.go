@@ -28,7 +28,8 @@ type KeyProvider interface {
 	GenerateDataKey(ctx context.Context, encCtx map[string]string) (DataKey, error)
 
 	// UnwrapKey returns the plaintext of a data key that GenerateDataKey
-	// wrapped with the same encCtx.
+	// wrapped with the same encCtx, in a slice of its own: the caller
+	// clears it once the key is set up.
 	UnwrapKey(ctx context.Context, wrapped []byte, encCtx map[string]string) ([]byte, error)
 }
 

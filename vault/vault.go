@@ -212,15 +212,16 @@ func (v *Vault) seal(ctx context.Context, name string, version int64, secret aut
 	if err != nil {
 		return nil, "", fmt.Errorf("generating data key for %s: %w", name, err)
 	}
-	sealed, err = envelope.Seal(dk.Plaintext, dk.Wrapped, plain, envelope.AAD(name, version))
+	defer clear(dk.Plaintext)
+	key, err := envelope.NewKey(dk.Plaintext)
+	if err == nil {
+		sealed, err = key.Seal(dk.Wrapped, plain, envelope.AAD(name, version))
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("sealing secret of %s: %w", name, err)
 	}
 	// The first resolve after a write needs no key-provider call.
-	if key, err := envelope.NewKey(dk.Plaintext); err == nil {
-		v.dek.put(dk.Wrapped, key, v.clock.Now())
-	}
-	clear(dk.Plaintext)
+	v.dek.put(dk.Wrapped, key, v.clock.Now())
 	return sealed, v.fingerprint(plain), nil
 }
 

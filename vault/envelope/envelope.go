@@ -58,35 +58,29 @@ func AAD(name string, version int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(version))
 }
 
-// Seal encrypts plaintext under dataKey (32 bytes) with aad and returns the
-// blob carrying wrappedKey.
-func Seal(dataKey, wrappedKey, plaintext, aad []byte) ([]byte, error) {
+// Seal encrypts plaintext under k with a fresh random nonce, into an
+// envelope that carries wrappedKey (k's data key as the provider wrapped it).
+func (k *Key) Seal(wrappedKey, plaintext, aad []byte) ([]byte, error) {
 	var nonce [nonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, fmt.Errorf("envelope: nonce: %w", err)
 	}
-	return seal(dataKey, wrappedKey, plaintext, aad, nonce[:])
+	return k.seal(wrappedKey, plaintext, aad, nonce[:])
 }
 
-func seal(dataKey, wrappedKey, plaintext, aad, nonce []byte) ([]byte, error) {
+func (k *Key) seal(wrappedKey, plaintext, aad, nonce []byte) ([]byte, error) {
 	switch {
-	case len(dataKey) != 32:
-		return nil, errors.New("envelope: the data key must be 32 bytes")
 	case len(wrappedKey) == 0 || len(wrappedKey) > MaxWrappedKeyLen:
 		return nil, fmt.Errorf("envelope: the wrapped key must be 1 to %d bytes", MaxWrappedKeyLen)
 	case len(plaintext) > MaxPlaintextLen:
 		return nil, fmt.Errorf("envelope: a secret must be at most %d bytes", MaxPlaintextLen)
-	}
-	aead, err := newGCM(dataKey)
-	if err != nil {
-		return nil, err
 	}
 	out := make([]byte, 0, headerLen+len(wrappedKey)+nonceLen+len(plaintext)+tagLen)
 	out = append(out, version1)
 	out = binary.BigEndian.AppendUint16(out, uint16(len(wrappedKey)))
 	out = append(out, wrappedKey...)
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plaintext, aad), nil
+	return k.aead.Seal(out, nonce, plaintext, aad), nil
 }
 
 // Parse splits a blob into its parts without decrypting anything.
@@ -135,15 +129,6 @@ func (k *Key) Open(env Envelope, aad []byte) ([]byte, error) {
 		return nil, ErrAuthFailed
 	}
 	return plain, nil
-}
-
-// Open decrypts a parsed envelope with its unwrapped data key.
-func Open(dataKey []byte, env Envelope, aad []byte) ([]byte, error) {
-	k, err := NewKey(dataKey)
-	if err != nil {
-		return nil, err
-	}
-	return k.Open(env, aad)
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
