@@ -54,7 +54,10 @@ const formatVersion = 1
 func (e *Event) Canonical() []byte { return e.appendCanonical(nil) }
 
 func (e *Event) appendCanonical(b []byte) []byte {
-	n := 1 + 8*8 + len(e.Caller) + len(e.Method) + len(e.Resource) + len(e.Outcome) + len(e.RequestID) + len(e.PrevHash) + sha256.Size
+	// The version byte, ten 8-byte numbers (sequence, time, code, the
+	// details count and six lengths), the strings, and room for the hash a
+	// stored form appends.
+	n := 1 + 10*8 + len(e.Caller) + len(e.Method) + len(e.Resource) + len(e.Outcome) + len(e.RequestID) + len(e.PrevHash) + sha256.Size
 	for k, v := range e.Details {
 		n += 16 + len(k) + len(v)
 	}

@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -191,6 +192,22 @@ func BenchmarkLinkAndMarshal(b *testing.B) {
 		Link(prev, e)
 		if _, err := Marshal(e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The canonical encoding is sized up front with room for the hash, so
+// building a stored form allocates its buffer once.
+func TestCanonicalLeavesRoomForTheHash(t *testing.T) {
+	for _, e := range []*Event{
+		{},
+		{Caller: "callers/app", Method: "/credvault.v1.ResolverService/ResolveCredential", Resource: "credentials/c",
+			Outcome: OutcomeSuccess, RequestID: "0123456789abcdef", PrevHash: make([]byte, sha256.Size)},
+		{Caller: "c", Details: map[string]string{"count": "3", "reason": "x"}},
+	} {
+		b := e.appendCanonical(nil)
+		if cap(b) < len(b)+sha256.Size {
+			t.Errorf("canonical encoding of %+v: cap %d, want at least %d (its length and a hash)", e, cap(b), len(b)+sha256.Size)
 		}
 	}
 }
