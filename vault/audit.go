@@ -96,9 +96,7 @@ func (v *Vault) RecordEvent(ctx context.Context, ev *auditlog.Event) error {
 type groupCommitter struct {
 	store       Store
 	sink        func(*auditlog.Event)
-	written     *atomic.Int64 // counts durable events
-	commits     *atomic.Int64 // counts group commits
-	commitNanos *atomic.Int64 // sums the time of group commits
+	counters    *counters // the vault's: durable events, commits, commit time
 	minInterval time.Duration
 
 	mu      sync.Mutex  // guards open and leading
@@ -182,13 +180,13 @@ func (g *groupCommitter) commit(b *auditBatch) {
 	// The batch commits on its own context: one waiter's cancellation must
 	// not drop the others' events.
 	err := g.store.AppendAudit(context.Background(), events)
-	g.commits.Add(1)
-	g.commitNanos.Add(int64(time.Since(g.lastStart)))
+	g.counters.auditCommits.Add(1)
+	g.counters.auditCommitNanos.Add(int64(time.Since(g.lastStart)))
 	if err != nil {
 		b.err = fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 		return
 	}
-	g.written.Add(int64(len(events)))
+	g.counters.auditEvents.Add(int64(len(events)))
 	b.err = nil
 	if g.sink != nil {
 		for _, e := range events {

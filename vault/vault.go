@@ -48,7 +48,7 @@ type Config struct {
 	// of truth; the sink must not block for long.
 	AuditSink func(*auditlog.Event)
 	// AuditCommitInterval is the least time between the starts of two
-	// group commits of audit events (default DefaultAuditCommitInterval).
+	// group commits of audit events (zero: none, DefaultAuditCommitInterval).
 	// It bounds the disk syncs per second under load, at the cost of
 	// latency; an event after a quiet spell still commits at once.
 	AuditCommitInterval time.Duration
@@ -136,9 +136,7 @@ func New(ctx context.Context, cfg Config) (*Vault, error) {
 		age = time.Hour
 	}
 	v.dek = newKeyCache(size, age)
-	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, written: &v.counters.auditEvents, commits: &v.counters.auditCommits,
-		commitNanos: &v.counters.auditCommitNanos,
-		minInterval: cfg.AuditCommitInterval}
+	v.audit = &groupCommitter{store: v.store, sink: cfg.AuditSink, counters: &v.counters, minInterval: cfg.AuditCommitInterval}
 
 	id, err := v.store.InitMeta(ctx, metaKeyProvider, []byte(cfg.Keys.ID()))
 	if err != nil {
