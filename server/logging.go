@@ -25,11 +25,7 @@ func payloadLogger(log *slog.Logger) logging.Logger {
 		if !log.Enabled(ctx, slog.Level(lvl)) {
 			return // a successful call at the default level: build nothing
 		}
-		attrs := make([]slog.Attr, 0, len(fields)/2+2)
-		attrs = append(attrs, slog.String("request_id", requestID(ctx)))
-		if c := callerName(ctx); c != "" {
-			attrs = append(attrs, slog.String("caller", c))
-		}
+		attrs := callAttrs(ctx, len(fields)/2+2)
 		for i := 0; i+1 < len(fields); i += 2 {
 			key, _ := fields[i].(string)
 			switch v := fields[i+1].(type) {
@@ -38,9 +34,7 @@ func payloadLogger(log *slog.Logger) logging.Logger {
 			case string:
 				attrs = append(attrs, slog.String(key, v))
 			case error:
-				// Errors reaching here are statuses built by toStatus or the
-				// interceptors: fixed texts and names, never values.
-				attrs = append(attrs, slog.String(key, v.Error()))
+				attrs = append(attrs, errorAttr(key, v))
 			default:
 				attrs = append(attrs, slog.Any(key, v))
 			}
@@ -63,11 +57,7 @@ func (s *Server) logCalls(ctx context.Context, req any, si *grpc.UnaryServerInfo
 		return resp, err
 	}
 	service, method, _ := strings.Cut(strings.TrimPrefix(si.FullMethod, "/"), "/")
-	attrs := make([]slog.Attr, 0, 10)
-	attrs = append(attrs, slog.String("request_id", requestID(ctx)))
-	if c := callerName(ctx); c != "" {
-		attrs = append(attrs, slog.String("caller", c))
-	}
+	attrs := callAttrs(ctx, 10)
 	attrs = append(attrs, slog.String("protocol", "grpc"), slog.String("grpc.component", "server"),
 		slog.String("grpc.service", service), slog.String("grpc.method", method), slog.String("grpc.method_type", "unary"))
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -75,14 +65,28 @@ func (s *Server) logCalls(ctx context.Context, req any, si *grpc.UnaryServerInfo
 	}
 	attrs = append(attrs, slog.String("grpc.code", code.String()))
 	if err != nil {
-		// Errors reaching here are statuses built by toStatus or the
-		// interceptors: fixed texts and names, never values.
-		attrs = append(attrs, slog.String("grpc.error", err.Error()))
+		attrs = append(attrs, errorAttr("grpc.error", err))
 	}
 	attrs = append(attrs, slog.String("grpc.time_ms", strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 3, 64)))
 	s.log.LogAttrs(ctx, level, "finished call", attrs...)
 	return resp, err
 }
+
+// callAttrs starts a finished call's log fields (room for n): the request
+// id, and the caller once authenticated. Both loggers start with it.
+func callAttrs(ctx context.Context, n int) []slog.Attr {
+	attrs := make([]slog.Attr, 0, n)
+	attrs = append(attrs, slog.String("request_id", requestID(ctx)))
+	if c := callerName(ctx); c != "" {
+		attrs = append(attrs, slog.String("caller", c))
+	}
+	return attrs
+}
+
+// errorAttr logs a call's error. Errors reaching a logger are statuses
+// built by toStatus or the interceptors: fixed texts and names, never
+// values (the canary tests check it in both logging modes).
+func errorAttr(key string, err error) slog.Attr { return slog.String(key, err.Error()) }
 
 // payloadLoggingOptions log each finished call with its redacted request
 // and response (--log-payloads). A successful call is logged at debug
