@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,11 +88,7 @@ func TestKill9DuringWrites(t *testing.T) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-d.done
-	d.killed = true
+	d.kill(t)
 	wg.Wait()
 
 	d2 := startDaemon(t, dir, nil)
@@ -182,11 +177,7 @@ func TestKill9DuringResolves(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second)
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-d.done
-	d.killed = true
+	d.kill(t)
 	wg.Wait()
 	if len(acked) < 100 {
 		t.Fatalf("only %d resolves before the kill; the test did not load the vault", len(acked))

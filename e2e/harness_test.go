@@ -159,6 +159,16 @@ func startDaemonAt(t *testing.T, dataDir string, env []string, httpAddr string, 
 	return d
 }
 
+// kill stops the daemon with SIGKILL, as a crash or an OOM kill would, and
+// waits for it to exit.
+func (d *daemon) kill(t *testing.T) {
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	d.killed = true
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop(t *testing.T) {
 	if d.killed || d.cmd.ProcessState != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -44,9 +43,7 @@ func TestKill9DuringRefreshStorm(t *testing.T) {
 	for count(idp.stats(t), "token", "refresh_token") == before && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.done
-	d.killed = true
+	d.kill(t)
 	wg.Wait()
 
 	d2 := startDaemonAt(t, dir, nil, httpAddr)
