@@ -80,7 +80,7 @@ func main() {
 	flag.StringVar(&o.kmsfake, "kmsfake", "bin/kmsfake", "the KMS fake binary")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each load run")
 	flag.IntVar(&o.conns, "conns", 4, "gRPC connections shared by the workers")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds of (health, resolve) runs per concurrency, and of (uniform, hot set) runs per scale; figures are medians")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of (health, api_key, oauth2) runs per concurrency, and of (uniform, hot set) runs per scale; figures are medians (errors are summed)")
 	flag.StringVar(&conc, "concurrency", "16,64", "concurrent workers per run")
 	flag.StringVar(&scales, "scale", "1000,100000,1000000", "stored credentials for the scale runs (empty: skip)")
 	flag.IntVar(&o.kmsResolves, "kms-resolves", 10000, "steady-state resolves counted against KMS")
@@ -96,6 +96,10 @@ func main() {
 			os.Exit(2)
 		}
 		o.sections[s] = true
+	}
+	if o.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "credvault-bench: --rounds must be at least 1")
+		os.Exit(2)
 	}
 	o.concurrency = ints(conc)
 	o.scales = ints(scales)
@@ -411,12 +415,30 @@ func (d *daemon) metrics(names ...string) map[string]float64 {
 	return out
 }
 
-// profile fetches the daemon's CPU profile (it must run with --pprof) of
-// the next dur into path, in the background; wait for the returned channel.
-func (d *daemon) profile(path string, dur time.Duration) <-chan error {
+// profiled runs f while the daemon (started with pprofFlags) records its
+// CPU profile of the next dur into path; with path "" it only runs f.
+func (d *daemon) profiled(path string, dur time.Duration, f func()) error {
+	if path == "" {
+		f()
+		return nil
+	}
 	done := make(chan error, 1)
-	go func() { done <- d.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(dur.Seconds())), path) }()
-	return done
+	// net/http/pprof reads seconds=0 as its default of 30 s.
+	seconds := max(1, int(dur.Round(time.Second).Seconds()))
+	go func() { done <- d.fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), path) }()
+	f()
+	if err := <-done; err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return nil
+}
+
+// pprofFlags are the daemon's flags for a run that profiles it (on).
+func pprofFlags(on bool) []string {
+	if on {
+		return []string{"--pprof"}
+	}
+	return nil
 }
 
 // fetch saves what the daemon's HTTP side serves at urlPath into path.
@@ -438,11 +460,7 @@ func (d *daemon) fetch(urlPath, path string) error {
 }
 
 func throughput(o options, dir string) error {
-	var flags []string
-	if o.cpuProfile != "" {
-		flags = append(flags, "--pprof")
-	}
-	d, err := startDaemon(o.daemon, dir, nil, flags...)
+	d, err := startDaemon(o.daemon, dir, nil, pprofFlags(o.cpuProfile != "")...)
 	if err != nil {
 		return err
 	}
@@ -479,32 +497,40 @@ func throughput(o options, dir string) error {
 	for _, c := range o.concurrency {
 		var base, apiKey, oauth []result
 		for round := range o.rounds {
+			// The profiles, when asked for: CPU of the health and api_key
+			// runs, allocations before and after the latter (collected
+			// first, so they are current).
 			profiling := o.cpuProfile != "" && c == slices.Max(o.concurrency) && round == 0
-			var profiled <-chan error
-			if profiling {
-				profiled = d.profile(o.cpuProfile+"-health.prof", o.duration)
-			}
-			base = append(base, load("health Check", d, conns, c, o.duration, health))
-			if profiled != nil {
-				if err := <-profiled; err != nil {
-					return fmt.Errorf("cpu profile: %w", err)
+			prof := func(suffix string) string {
+				if !profiling {
+					return ""
 				}
-				profiled = nil
+				return o.cpuProfile + suffix
 			}
-			if profiling {
-				if err := d.fetch("/debug/pprof/heap?gc=1", o.cpuProfile+"-allocs-before.prof"); err != nil {
+			allocs := func(suffix string) error {
+				if !profiling {
+					return nil
+				}
+				if err := d.fetch("/debug/pprof/heap?gc=1", o.cpuProfile+suffix); err != nil {
 					return fmt.Errorf("allocs profile: %w", err)
 				}
-				profiled = d.profile(o.cpuProfile+"-resolve.prof", o.duration)
+				return nil
 			}
-			apiKey = append(apiKey, load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")))
-			if profiled != nil {
-				if err := <-profiled; err != nil {
-					return fmt.Errorf("cpu profile: %w", err)
-				}
-				if err := d.fetch("/debug/pprof/heap?gc=1", o.cpuProfile+"-allocs.prof"); err != nil {
-					return fmt.Errorf("allocs profile: %w", err)
-				}
+			if err := d.profiled(prof("-health.prof"), o.duration, func() {
+				base = append(base, load("health Check", d, conns, c, o.duration, health))
+			}); err != nil {
+				return err
+			}
+			if err := allocs("-allocs-before.prof"); err != nil {
+				return err
+			}
+			if err := d.profiled(prof("-resolve.prof"), o.duration, func() {
+				apiKey = append(apiKey, load("Resolve api_key", d, conns, c, o.duration, resolve("credentials/apikey", "")))
+			}); err != nil {
+				return err
+			}
+			if err := allocs("-allocs.prof"); err != nil {
+				return err
 			}
 			oauth = append(oauth, load("Resolve oauth2 (cached token)", d, conns, c, o.duration, resolve("credentials/oauth", "")))
 		}
@@ -541,7 +567,10 @@ func median(rs []result) result {
 	m := rs[0]
 	m.elapsed = time.Second
 	m.requests = int(mid(func(r result) float64 { return r.rps() }))
-	m.errors = int(mid(func(r result) float64 { return float64(r.errors) }))
+	m.errors = 0 // summed, not a median: a failing round must show
+	for _, r := range rs {
+		m.errors += r.errors
+	}
 	m.p50 = time.Duration(mid(func(r result) float64 { return float64(r.p50) }))
 	m.p99 = time.Duration(mid(func(r result) float64 { return float64(r.p99) }))
 	m.cpuPerReq = time.Duration(mid(func(r result) float64 { return float64(r.cpuPerReq) }))
@@ -758,11 +787,7 @@ func scale(o options, dir string) error {
 		seedTime := time.Since(t0)
 		st, _ := os.Stat(filepath.Join(data, boltstore.FileName))
 		profile := o.cpuProfile != "" && n == slices.Max(o.scales)
-		var flags []string
-		if profile {
-			flags = append(flags, "--pprof")
-		}
-		d, err := startDaemon(o.daemon, data, nil, flags...)
+		d, err := startDaemon(o.daemon, data, nil, pprofFlags(profile)...)
 		if err != nil {
 			return err
 		}
@@ -793,16 +818,13 @@ func scale(o options, dir string) error {
 		// this machine moves by 10-15%, and the 1M / 1k ratio divides two.
 		var us, hs []result
 		for round := range o.rounds {
-			var profiled <-chan error
+			path := ""
 			if profile && round == 0 {
-				profiled = d.profile(o.cpuProfile+"-uniform.prof", o.duration)
+				path = o.cpuProfile + "-uniform.prof"
 			}
-			us = append(us, run(int64(n)))
-			if profiled != nil {
-				if err := <-profiled; err != nil {
-					d.stop()
-					return fmt.Errorf("cpu profile: %w", err)
-				}
+			if err := d.profiled(path, o.duration, func() { us = append(us, run(int64(n))) }); err != nil {
+				d.stop()
+				return err
 			}
 			hs = append(hs, run(int64(min(n, 1000))))
 		}
