@@ -27,8 +27,8 @@ func seqKey(seq int64) []byte {
 // appendAudit stores events at the end of the chain, inside the caller's
 // write transaction: first the journal's pending events (already linked
 // and durable; a write commits them to the bucket before its own), then
-// events, linked after them. The chain's head is read from the
-// transaction itself, never kept outside it.
+// events, linked after them. The caller holds the chain lock (shared for a
+// write, exclusive for a group commit) or, folding alone, links nothing.
 func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 	b := tx.Bucket(bucketAudit)
 	b.FillPercent = 1.0 // append-only, in key order: fill pages completely
@@ -70,14 +70,6 @@ func (s *Store) appendAudit(tx *bolt.Tx, events ...*auditlog.Event) error {
 		prev = e
 	}
 	return nil
-}
-
-func putAudit(b *bolt.Bucket, e *auditlog.Event) error {
-	val, err := auditlog.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encoding audit event: %w", err)
-	}
-	return b.Put(seqKey(e.Sequence), val)
 }
 
 // AppendAudit implements vault.Store: the events go to the journal, with
@@ -135,7 +127,7 @@ func (s *Store) fold() error {
 // chain into it, on open: every one that was acknowledged before the
 // process stopped, and any a crash left of a group commit it never
 // answered (as if the crash had come a moment later).
-func replayJournal(db *bolt.DB, records []*auditlog.Event) error {
+func replayJournal(db *bolt.DB, records []pendingEvent) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -146,8 +138,8 @@ func replayJournal(db *bolt.DB, records []*auditlog.Event) error {
 		}
 		b := tx.Bucket(bucketAudit)
 		b.FillPercent = 1.0
-		for _, e := range chainTail(last, records) {
-			if err := putAudit(b, e); err != nil {
+		for _, r := range chainTail(last, records) {
+			if err := b.Put(seqKey(r.event.Sequence), r.stored); err != nil {
 				return err
 			}
 		}
@@ -167,9 +159,9 @@ func (s *Store) ListAudit(_ context.Context, after int64, limit, maxScan int, ma
 		scanned := 0
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit && scanned < maxScan; k, v = c.Next() {
 			scanned++
-			e, err := auditlog.Unmarshal(v)
+			e, err := decodeAudit(k, v)
 			if err != nil {
-				return fmt.Errorf("audit event %d: %w", binary.BigEndian.Uint64(k), vault.ErrCorrupt)
+				return err
 			}
 			last = int64(binary.BigEndian.Uint64(k))
 			if match == nil || match(e) {
@@ -252,8 +244,10 @@ func VerifyFile(path string, timeout time.Duration) (FileVerification, error) {
 		if err != nil {
 			return err
 		}
-		for _, e := range chainTail(last, records) {
-			if v.Check(e) != nil {
+		// chainTail took only what links after the verified head, so the
+		// verifier goes on through it.
+		for _, r := range chainTail(last, records) {
+			if v.Check(r.event) != nil {
 				return nil
 			}
 			out.Journaled++

@@ -1,9 +1,11 @@
 // Package boltstore implements vault.Store on a bbolt file.
 //
-// Every write is one bbolt Update transaction (all or nothing, fsynced before
-// it returns); preconditions are checked inside it. Nothing here calls the
-// network, so the single bbolt writer is never held across I/O other than
-// the disk.
+// Every write is one bbolt transaction (all or nothing, fsynced before it
+// returns; concurrent writes may share a commit through bbolt's Batch);
+// preconditions are checked inside it. Group commits of audit events go to
+// the audit journal instead, with one disk sync (journal.go). Nothing here
+// calls the network, so the single bbolt writer is never held across I/O
+// other than the disk.
 package boltstore
 
 import (
@@ -196,8 +198,9 @@ func (s *Store) Close() error {
 	return errors.Join(folded, err)
 }
 
-// DB exposes the bbolt handle to sibling code that needs raw access (backup,
-// offline tools).
+// DB exposes the bbolt handle, for tests that read the file. A write
+// through it would bypass the chain lock, the audit journal and the
+// decoded caches.
 func (s *Store) DB() *bolt.DB { return s.db }
 
 // GetCredential implements vault.Store.

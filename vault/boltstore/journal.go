@@ -40,7 +40,7 @@ import (
 //     group commit holds it exclusively. So a group commit never runs while
 //     a write links events, and the chain's head is the later of the last
 //     pending event and the bucket's last event;
-//   - a write that records an audit event folds the pending events into
+//   - a write that records audit events folds the pending events into
 //     the bucket, then links its own after them, in its one transaction;
 //     once it has committed (and synced), the folded events are dropped
 //     from memory;
@@ -134,7 +134,7 @@ func journalHeaderFor(id []byte) []byte {
 // the caller formats the journal. The journal of another database is
 // refused, never overwritten; a file that is not a whole journal (none, or
 // one cut short while it was first written) holds no events.
-func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
+func openJournal(path string, id []byte) (*journal, []pendingEvent, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the audit journal: %w", err)
@@ -145,8 +145,8 @@ func openJournal(path string, id []byte) (*journal, []*auditlog.Event, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("reading the audit journal: %w", err)
 	}
-	if events, ours := readJournal(data, j.header); ours {
-		return j, events, nil
+	if records, ours := readJournal(data, j.header); ours {
+		return j, records, nil
 	}
 	if bytes.HasPrefix(data, []byte(journalMagic)) && !bytes.HasPrefix(data, j.header) {
 		f.Close()
@@ -188,21 +188,22 @@ func syncDir(dir string) error {
 
 // readJournal returns the events of both halves of a journal's contents,
 // by sequence, if data is a whole journal with header (of its database).
-func readJournal(data, header []byte) (events []*auditlog.Event, ours bool) {
+func readJournal(data, header []byte) (records []pendingEvent, ours bool) {
 	if len(data) != journalSize || !bytes.HasPrefix(data, header) {
 		return nil, false
 	}
 	out := readJournalRecords(data[halfStart(0):halfStart(1)])
 	out = append(out, readJournalRecords(data[halfStart(1):])...)
-	slices.SortStableFunc(out, func(a, b *auditlog.Event) int { return cmp.Compare(a.Sequence, b.Sequence) })
+	slices.SortStableFunc(out, func(a, b pendingEvent) int { return cmp.Compare(a.event.Sequence, b.event.Sequence) })
 	return out, true
 }
 
-// readJournalRecords decodes records (a 4-byte big-endian length, then a
-// stored event) until the first that is empty, overlong or does not
-// decode.
-func readJournalRecords(data []byte) []*auditlog.Event {
-	var out []*auditlog.Event
+// readJournalRecords decodes records (see appendRecord) until the first
+// that is empty, overlong or does not decode. Each keeps its stored form
+// (a slice of data): decoding took only the canonical form, so it is what
+// a fold would write.
+func readJournalRecords(data []byte) []pendingEvent {
+	var out []pendingEvent
 	for len(data) >= 4 {
 		n := binary.BigEndian.Uint32(data)
 		if n == 0 || n > maxJournalRecord || int(n) > len(data)-4 {
@@ -212,26 +213,27 @@ func readJournalRecords(data []byte) []*auditlog.Event {
 		if err != nil || data[4] == '{' { // the journal holds the binary form only
 			break
 		}
-		out = append(out, e)
+		out = append(out, pendingEvent{event: e, stored: data[4 : 4+n : 4+n]})
 		data = data[4+n:]
 	}
 	return out
 }
 
-// chainTail returns the events of records that continue the chain after
-// last (nil: an empty chain), in order, skipping every record that does
-// not: those at or before last's sequence, and those of the next sequence
-// that do not link (leftovers of another round). Linking takes the next
-// sequence and the previous hash, so nothing skipped can open a gap or a
-// fork; the chain ends where no record links.
-func chainTail(last *auditlog.Event, records []*auditlog.Event) []*auditlog.Event {
-	var out []*auditlog.Event
-	for _, e := range records {
-		if (last != nil && e.Sequence <= last.Sequence) || !links(last, e) {
+// chainTail returns the records that continue the chain after last (nil:
+// an empty chain), in order, skipping every record that does not link
+// after the last one taken: those at or before its sequence, and those of
+// the next sequence with another previous hash (leftovers of another
+// round). Linking takes the next sequence and the previous hash, so
+// nothing skipped can open a gap or a fork; the chain ends where no record
+// links.
+func chainTail(last *auditlog.Event, records []pendingEvent) []pendingEvent {
+	var out []pendingEvent
+	for _, r := range records {
+		if !links(last, r.event) {
 			continue
 		}
-		out = append(out, e)
-		last = e
+		out = append(out, r)
+		last = r.event
 	}
 	return out
 }
@@ -243,6 +245,15 @@ func links(prev, e *auditlog.Event) bool {
 		v.Resume(prev)
 	}
 	return v.Check(e) == nil
+}
+
+// appendRecord appends e, linked after prev, as a journal record: a
+// 4-byte big-endian length, then the event's stored form.
+func appendRecord(b []byte, prev, e *auditlog.Event) []byte {
+	start := len(b)
+	b = auditlog.AppendLinked(append(b, 0, 0, 0, 0), prev, e)
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
 }
 
 // append makes events durable in the journal, linked after the chain's
@@ -265,25 +276,23 @@ func (j *journal) append(db *bolt.DB, events []*auditlog.Event) (ok, foldNow boo
 	buf, ends := j.buf[:0], j.ends[:0]
 	for _, e := range events {
 		start := len(buf)
-		buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
-		n := len(buf) - start - 4
-		if n > maxJournalRecord {
+		buf = appendRecord(buf, prev, e)
+		if len(buf)-start-4 > maxJournalRecord {
 			return false, false, nil
 		}
-		binary.BigEndian.PutUint32(buf[start:], uint32(n))
 		ends = append(ends, len(buf))
 		prev = e
 	}
 	j.buf, j.ends = buf, ends
+	if int64(len(buf)) > halfSize {
+		return false, false, nil
+	}
 	if j.off+int64(len(buf)) > halfStart(j.active)+halfSize {
 		other := 1 - j.active
 		if len(j.pending) > 0 && j.pending[0].event.Sequence <= j.lastSeq[other] {
 			return false, false, nil // the other half is not folded yet
 		}
 		j.active, j.off = other, halfStart(other)
-		if int64(len(buf)) > halfSize {
-			return false, false, nil
-		}
 		foldNow = len(j.pending) > 0 && !j.folding
 		j.folding = j.folding || foldNow
 	}
@@ -324,11 +333,11 @@ func (j *journal) head(db *bolt.DB) (*auditlog.Event, error) {
 		head = j.pending[n-1].event
 	}
 	err := db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
+		k, v := tx.Bucket(bucketAudit).Cursor().Last()
 		if k == nil || (head != nil && head.Sequence >= int64(binary.BigEndian.Uint64(k))) {
 			return nil
 		}
-		last, err := lastAudit(tx)
+		last, err := decodeAudit(k, v)
 		head = last
 		return err
 	})
@@ -422,6 +431,12 @@ func lastAudit(tx *bolt.Tx) (*auditlog.Event, error) {
 	if k == nil {
 		return nil, nil
 	}
+	return decodeAudit(k, v)
+}
+
+// decodeAudit decodes the audit bucket's entry k, v; the error names the
+// sequence, never the stored bytes.
+func decodeAudit(k, v []byte) (*auditlog.Event, error) {
 	e, err := auditlog.Unmarshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("audit event %d: %w", binary.BigEndian.Uint64(k), vault.ErrCorrupt)
@@ -432,7 +447,7 @@ func lastAudit(tx *bolt.Tx) (*auditlog.Event, error) {
 // readJournalFile returns the records of the journal of the database whose
 // transaction is tx, for offline readers; none when there is no journal or
 // it belongs to another database.
-func readJournalFile(tx *bolt.Tx, path string) ([]*auditlog.Event, error) {
+func readJournalFile(tx *bolt.Tx, path string) ([]pendingEvent, error) {
 	id := tx.Bucket(bucketMeta).Get(metaJournalID)
 	if len(id) != journalIDSize {
 		return nil, nil
@@ -444,6 +459,6 @@ func readJournalFile(tx *bolt.Tx, path string) ([]*auditlog.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the audit journal: %w", err)
 	}
-	events, _ := readJournal(data, journalHeaderFor(id))
-	return events, nil
+	records, _ := readJournal(data, journalHeaderFor(id))
+	return records, nil
 }

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -501,9 +500,8 @@ func FuzzReadJournal(f *testing.F) {
 		var out []byte
 		for i := range from + n {
 			e := event(fmt.Sprintf("seed-%d", i))
-			rec := auditlog.AppendLinked(nil, prev, e)
+			rec := appendRecord(nil, prev, e)
 			if i >= from {
-				out = binary.BigEndian.AppendUint32(out, uint32(len(rec)))
 				out = append(out, rec...)
 			}
 			prev = e
@@ -520,19 +518,20 @@ func FuzzReadJournal(f *testing.F) {
 		copy(data[halfStart(0):], half0)
 		copy(data[halfStart(1):], half1)
 		got, _ := readJournal(data, data[:journalHeader])
-		for i, e := range got {
+		for i, r := range got {
+			e := r.event
 			rec, err := auditlog.Marshal(e)
-			if err != nil || !(bytes.Contains(data[halfStart(0):halfStart(1)], rec) || bytes.Contains(data[halfStart(1):], rec)) {
-				t.Fatalf("event %d does not re-encode to bytes in the journal: %v", e.Sequence, err)
+			if err != nil || !bytes.Equal(rec, r.stored) || !(bytes.Contains(data[halfStart(0):halfStart(1)], rec) || bytes.Contains(data[halfStart(1):], rec)) {
+				t.Fatalf("event %d does not re-encode to its stored bytes in the journal: %v", e.Sequence, err)
 			}
-			if i > 0 && got[i-1].Sequence > e.Sequence {
-				t.Fatalf("events out of sequence order: %d before %d", got[i-1].Sequence, e.Sequence)
+			if i > 0 && got[i-1].event.Sequence > e.Sequence {
+				t.Fatalf("events out of sequence order: %d before %d", got[i-1].event.Sequence, e.Sequence)
 			}
 		}
 		var v auditlog.Verifier
-		for _, e := range chainTail(nil, got) {
-			if err := v.Check(e); err != nil {
-				t.Fatalf("replay would take event %d, which does not continue the chain: %v", e.Sequence, err)
+		for _, r := range chainTail(nil, got) {
+			if err := v.Check(r.event); err != nil {
+				t.Fatalf("replay would take event %d, which does not continue the chain: %v", r.event.Sequence, err)
 			}
 		}
 	})
@@ -670,9 +669,7 @@ func TestJournalStaleRecordsOfAnEarlierRun(t *testing.T) {
 				e.RequestID += strings.Repeat("a", extra)
 			}
 			offs = append(offs, halfStart(0)+int64(len(buf)))
-			start := len(buf)
-			buf = auditlog.AppendLinked(append(buf, 0, 0, 0, 0), prev, e)
-			binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
+			buf = appendRecord(buf, prev, e)
 			prev = e
 		}
 		return buf, offs
@@ -736,12 +733,19 @@ func TestChainTailSkipsWhatDoesNotLink(t *testing.T) {
 	good := chainOf("good", 3, base[1])
 	other := chainOf("other", 2, nil)      // sequences 1 and 2 of an unrelated chain
 	stale := chainOf("stale", 3, other[1]) // good's sequences, from another round
-	ids := func(es []*auditlog.Event) string {
+	ids := func(rs []pendingEvent) string {
 		var out []string
-		for _, e := range es {
-			out = append(out, e.RequestID)
+		for _, r := range rs {
+			out = append(out, r.event.RequestID)
 		}
 		return strings.Join(out, " ")
+	}
+	records := func(es ...*auditlog.Event) []pendingEvent {
+		out := make([]pendingEvent, len(es))
+		for i, e := range es {
+			out[i].event = e
+		}
+		return out
 	}
 	tampered := *good[1]
 	tampered.Resource = "credentials/other"
@@ -760,8 +764,28 @@ func TestChainTailSkipsWhatDoesNotLink(t *testing.T) {
 		{"another chain from an empty bucket", nil, other, "other0 other1"},
 		{"records of another chain after a head", base[1], other, ""},
 	} {
-		if got := ids(chainTail(tc.last, tc.records)); got != tc.want {
+		if got := ids(chainTail(tc.last, records(tc.records...))); got != tc.want {
 			t.Errorf("%s: took %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A group commit larger than a half goes to the bucket without touching
+// the journal: the half being appended to stays the active one, its room
+// kept for the next group commit.
+func TestJournalBatchLargerThanAHalfGoesToTheBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTestStore(t, path)
+	defer s.Close()
+	mustAppend(t, s, batch("a", 2))
+	active, off := s.journal.active, s.journal.off
+	big := batch("big", int(halfSize/200)+1) // a record is over 200 bytes
+	mustAppend(t, s, big)
+	if s.journal.active != active || s.journal.off != off {
+		t.Errorf("journal at half %d offset %d after an oversize batch, want half %d offset %d", s.journal.active, s.journal.off, active, off)
+	}
+	mustAppend(t, s, batch("b", 1))
+	if got := auditIDs(t, s); len(got) != 2+len(big)+1 || got[len(got)-1] != "b-0" {
+		t.Errorf("the log holds %d events ending %q, want %d ending b-0", len(got), got[len(got)-1], 2+len(big)+1)
 	}
 }
