@@ -64,19 +64,18 @@ func (m *Metrics) ObserveTokenRequest(grant string, d time.Duration, ok bool) {
 // watch registers counters that read the vault's and the key provider's
 // own counts when scraped, and the store's audit journal state.
 func (m *Metrics) watch(v *vault.Vault, keyCalls func() map[string]int64, journalFailure func() error) {
-	stat := func(name, help string, f func(vault.Stats) int64) {
+	stat := func(name, help string, f func(vault.Stats) float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(f(v.Stats())) }))
+			func() float64 { return f(v.Stats()) }))
 	}
-	stat("credvault_data_key_cache_hits_total", "Data keys served from memory.", func(s vault.Stats) int64 { return s.DataKeyCacheHits })
-	stat("credvault_data_key_cache_misses_total", "Data keys unwrapped by the key provider.", func(s vault.Stats) int64 { return s.DataKeyCacheMisses })
-	stat("credvault_token_requests_total", "Token endpoint exchanges.", func(s vault.Stats) int64 { return s.TokenRequests })
-	stat("credvault_token_request_failures_total", "Failed token endpoint exchanges.", func(s vault.Stats) int64 { return s.TokenFailures })
-	stat("credvault_audit_events_total", "Audit events made durable.", func(s vault.Stats) int64 { return s.AuditEvents })
-	stat("credvault_audit_group_commits_total", "Group commits of read and resolve events (events per commit = batching).", func(s vault.Stats) int64 { return s.AuditCommits })
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "credvault_audit_group_commit_seconds_total",
-		Help: "Time spent in group commits of read and resolve events (/ commits = mean commit latency)."},
-		func() float64 { return v.Stats().AuditCommitTime.Seconds() }))
+	stat("credvault_data_key_cache_hits_total", "Data keys served from memory.", func(s vault.Stats) float64 { return float64(s.DataKeyCacheHits) })
+	stat("credvault_data_key_cache_misses_total", "Data keys unwrapped by the key provider.", func(s vault.Stats) float64 { return float64(s.DataKeyCacheMisses) })
+	stat("credvault_token_requests_total", "Token endpoint exchanges.", func(s vault.Stats) float64 { return float64(s.TokenRequests) })
+	stat("credvault_token_request_failures_total", "Failed token endpoint exchanges.", func(s vault.Stats) float64 { return float64(s.TokenFailures) })
+	stat("credvault_audit_events_total", "Audit events made durable.", func(s vault.Stats) float64 { return float64(s.AuditEvents) })
+	stat("credvault_audit_group_commits_total", "Group commits of read and resolve events (events per commit = batching).", func(s vault.Stats) float64 { return float64(s.AuditCommits) })
+	stat("credvault_audit_group_commit_seconds_total", "Time spent in group commits of read and resolve events (/ commits = mean commit latency).",
+		func(s vault.Stats) float64 { return s.AuditCommitTime.Seconds() })
 	if journalFailure != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "credvault_audit_journal_failed",
 			Help: "1 when the audit journal failed and every group commit goes to the database with two disk syncs; 0 while it works."},
